@@ -1,0 +1,32 @@
+# TDSP image-classification template. `make help` lists the targets.
+PY := .venv/bin/python
+DEMO_DIR := build/demo
+DEMO_PROJECT := $(DEMO_DIR)/solar-cell-inspection
+DEMO_PACKAGE := solar_cell_inspection
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test demo lint clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
+
+venv: ## create .venv (or reuse the cached one built from the same requirements-dev.txt)
+	@tools/ensure-venv
+
+test: venv ## bake every option, check the results, run the baked projects' own tests
+	$(PY) -m pytest tests
+
+demo: venv ## bake the default project and run its pipeline on ELPV (demo profile)
+	rm -rf $(DEMO_DIR)
+	$(PY) -m cookiecutter --no-input --output-dir $(DEMO_DIR) .
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e $(DEMO_PROJECT)
+	cd $(DEMO_PROJECT) && $(CURDIR)/$(PY) -m $(DEMO_PACKAGE) pipeline --profile demo --out runs/demo
+	@echo "Metrics:            $(DEMO_PROJECT)/runs/demo/metrics.json"
+	@echo "Executed notebooks: $(DEMO_PROJECT)/runs/demo/notebooks/"
+
+lint: venv ## ruff on the template's own Python (hooks, tests)
+	.venv/bin/ruff check hooks tests
+	.venv/bin/ruff format --check hooks tests
+
+clean: ## remove baked projects and caches (the cached environment stays)
+	rm -rf build .pytest_cache .ruff_cache

@@ -1,0 +1,112 @@
+"""What a bake produces: the exact file set, no template leftovers, valid notebooks, lint."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import bake
+
+COMMON = {
+    ".github/workflows/ci.yml",
+    ".gitignore",
+    ".pre-commit-config.yaml",
+    "CHANGELOG.md",
+    "Makefile",
+    "README.md",
+    "pyproject.toml",
+    "code/01_data_acquisition_and_understanding/01_acquire_data.ipynb",
+    "code/01_data_acquisition_and_understanding/02_explore_data.ipynb",
+    "code/02_modeling/01_linear_probe.ipynb",
+    "code/02_modeling/02_evaluate.ipynb",
+    "code/03_deployment/01_export.ipynb",
+    "code/03_deployment/02_batch_score.ipynb",
+    "code/03_deployment/03_web_service.ipynb",
+    "docs/data_report.md",
+    "docs/exit_report.md",
+    "docs/model_report.md",
+    "docs/project_charter.md",
+    "tests/conftest.py",
+    "tests/test_cli.py",
+    "tests/test_config.py",
+    "tests/test_data.py",
+    "tests/test_export_predict.py",
+    "tests/test_notebooks.py",
+    "tests/test_probe.py",
+    "tests/test_samples.py",
+    "tests/test_serve.py",
+}
+MODULES = {
+    "__init__.py", "__main__.py", "backbones.py", "cli.py", "config.py", "data.py", "evaluate.py", "export.py",
+    "features.py", "model.py", "onnx_io.py", "paths.py", "pipeline.py", "plots.py", "predict.py", "probe.py",
+    "runs.py", "serve.py", "samples/__init__.py",
+}
+
+
+def expected_files(package: str, samples: set[str], license_file: bool = True) -> set[str]:
+    src = {f"src/{package}/{m}" for m in MODULES} | {f"src/{package}/samples/{s}.py" for s in samples}
+    return COMMON | src | ({"LICENSE"} if license_file else set())
+
+
+def file_set(project: Path) -> set[str]:
+    return {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
+
+
+def test_default_bake_has_exactly_the_expected_files(default_project):
+    assert default_project.name == "solar-cell-inspection"
+    assert file_set(default_project) == expected_files("solar_cell_inspection", {"elpv"})
+
+
+@pytest.mark.parametrize(("dataset", "samples"), [("elpv", {"elpv"}), ("digits", {"digits"}), ("folder", set())])
+def test_each_dataset_keeps_only_its_sample(tmp_path, dataset, samples):
+    project = bake(tmp_path, project=f"probe-{dataset}", dataset=dataset)
+    assert file_set(project) == expected_files(f"probe_{dataset}", samples)
+    dependencies = (project / "pyproject.toml").read_text()
+    assert ("elpv-dataset" in dependencies) == (dataset == "elpv")
+
+
+def test_proprietary_license_drops_the_license_file(tmp_path):
+    project = bake(tmp_path, license="Proprietary")
+    assert "LICENSE" not in file_set(project)
+    assert "license =" not in (project / "pyproject.toml").read_text()
+
+
+def test_names_flow_from_the_project_name(tmp_path):
+    project = bake(tmp_path, project_name="Crack Finder")
+    assert project.name == "crack-finder"
+    assert (project / "src" / "crack_finder" / "cli.py").is_file()
+    assert 'name = "crack-finder"' in (project / "pyproject.toml").read_text()
+
+
+def test_no_template_syntax_is_left(default_project):
+    leftovers = re.compile(r"\{\{|\{%|cookiecutter\.")
+    for path in default_project.rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            match = leftovers.search(text)
+            assert match is None, f"{path}: {text[max(0, match.start() - 60) : match.end() + 60]!r}"
+
+
+def test_every_notebook_has_one_parameters_cell_and_no_outputs(default_project):
+    notebooks = sorted((default_project / "code").rglob("*.ipynb"))
+    assert len(notebooks) == 7
+    for path in notebooks:
+        cells = json.loads(path.read_text())["cells"]
+        tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, path
+        assert cells[0]["cell_type"] == "markdown", f"{path}: starts without an introduction"
+        assert cells[tagged[0] - 1]["cell_type"] == "code", f"{path}: parameters cell must follow the imports"
+        assert "(" not in "".join(cells[tagged[0]]["source"]).replace("()", ""), f"{path}: calls in parameters"
+        for cell in cells:
+            if cell["cell_type"] == "code":
+                assert cell["outputs"] == [] and cell["execution_count"] is None, path
+
+
+def test_ruff_passes_on_the_baked_project(default_project):
+    ruff = Path(sys.executable).parent / "ruff"
+    for args in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run([str(ruff), *args], cwd=default_project, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr

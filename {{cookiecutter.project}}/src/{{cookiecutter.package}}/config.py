@@ -1,0 +1,92 @@
+"""Typed, validated settings for each stage, and the run profiles.
+
+Notebook ``parameters`` cells hold plain values; the next cell turns them into one
+of these dataclasses, so a bad value fails early with the valid choices named.
+"""
+
+from dataclasses import dataclass, fields
+
+from .backbones import BACKBONES
+
+CLASSIFIERS = ("logistic_regression",)
+
+# Values the pipeline injects into the notebooks' parameters cells, per profile.
+# smoke: seconds, for tests; demo: minutes on a 2-core CPU; full: best accuracy.
+PROFILES: dict[str, dict[str, object]] = {
+    "smoke": {"MAX_PER_CLASS": 12, "RESOLUTION": 64, "BATCH_SIZE": 16},
+    "demo": {"MAX_PER_CLASS": 0, "RESOLUTION": 224, "BATCH_SIZE": 32},
+    "full": {"MAX_PER_CLASS": 0, "RESOLUTION": 300, "BATCH_SIZE": 32},
+}
+
+
+def profile(name: str) -> dict[str, object]:
+    if name not in PROFILES:
+        raise ValueError(f"Invalid profile {name!r}. Only {', '.join(PROFILES)} are supported.")
+    return dict(PROFILES[name])
+
+
+class ConfigError(ValueError):
+    """A setting has a value the project cannot use."""
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if not 0 < value < 1:
+        raise ConfigError(f"{name}={value!r} must be a fraction strictly between 0 and 1.")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how they are split."""
+
+    data_dir: str = ""  # folder with one sub-folder per class; "" = bundled sample
+    sample: str = ""  # bundled sample used when data_dir is empty
+    val_fraction: float = 0.15
+    test_fraction: float = 0.25
+    seed: int = 0
+    max_per_class: int = 0  # 0 keeps every image
+
+    def __post_init__(self) -> None:
+        _check_fraction("VAL_FRACTION", self.val_fraction)
+        _check_fraction("TEST_FRACTION", self.test_fraction)
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(
+                f"VAL_FRACTION + TEST_FRACTION = {self.val_fraction + self.test_fraction} "
+                "leaves no training images: keep their sum below 1."
+            )
+        if self.max_per_class < 0:
+            raise ConfigError(f"MAX_PER_CLASS={self.max_per_class} must be 0 (all) or positive.")
+        if not self.data_dir and not self.sample:
+            raise ConfigError(
+                "No images: set DATA_DIR (or --data-dir) to a folder with one sub-folder of images per class."
+            )
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """The pretrained featurizer and the linear classifier on its pooled features."""
+
+    backbone: str = "efficientnet_lite0"
+    resolution: int = 224
+    batch_size: int = 32
+    classifier: str = "logistic_regression"
+    c_grid: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"Invalid backbone {self.backbone!r}. Only {', '.join(BACKBONES)} are supported.")
+        if self.classifier not in CLASSIFIERS:
+            raise ConfigError(f"Invalid classifier {self.classifier!r}. Only {', '.join(CLASSIFIERS)} are supported.")
+        low, high = BACKBONES[self.backbone].resolution_range
+        if not low <= self.resolution <= high:
+            raise ConfigError(
+                f"RESOLUTION={self.resolution} is outside what {self.backbone} takes: use {low} to {high} pixels."
+            )
+        if self.batch_size < 1:
+            raise ConfigError(f"BATCH_SIZE={self.batch_size} must be at least 1.")
+        if not self.c_grid or any(c <= 0 for c in self.c_grid):
+            raise ConfigError(f"C_GRID={list(self.c_grid)} must be a non-empty list of positive numbers.")
+        object.__setattr__(self, "c_grid", tuple(float(c) for c in self.c_grid))
+
+
+def as_dict(config: object) -> dict[str, object]:
+    return {f.name: getattr(config, f.name) for f in fields(config)}

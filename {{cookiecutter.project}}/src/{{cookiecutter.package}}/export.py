@@ -1,0 +1,67 @@
+"""The trained network as ONNX, with the metadata and model card that travel with it."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import onnx_io
+from .model import ImageClassifier
+
+MODEL_FILE = "model.onnx"
+METADATA_FILE = "model.json"
+CARD_FILE = "MODEL_CARD.md"
+
+
+def export_model(model: ImageClassifier, out_dir: Path, metadata: dict) -> Path:
+    """Write model.onnx + model.json (classes, resolution, metrics, ...) into ``out_dir``."""
+    for key in ("classes", "resolution", "backbone", "classifier"):
+        if key not in metadata:
+            raise ValueError(
+                f"Export metadata is missing {key!r}; it needs classes, resolution, backbone and classifier."
+            )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_io.export_onnx(model, out_dir / MODEL_FILE, metadata["resolution"], "probabilities")
+    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    return out_dir
+
+
+def max_difference(model: ImageClassifier, out_dir: Path, images: np.ndarray) -> float:
+    """Largest gap between torch and ONNX Runtime probabilities on ``images``."""
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(images)).numpy()
+    actual = onnx_io.run(onnx_io.session(out_dir / MODEL_FILE), images)
+    return float(np.abs(expected - actual).max())
+
+
+def write_model_card(out_dir: Path, metadata: dict, metrics: dict) -> Path:
+    """A short model card: what the model is, what it was trained on, how well it does."""
+    classes = ", ".join(metadata["classes"])
+    lines = [
+        f"# Model card: {metadata.get('project', 'image classifier')}",
+        "",
+        "## Model",
+        f"- Backbone: `{metadata['backbone']}` ({metadata.get('weights_note', 'pretrained')}), frozen.",
+        f"- Classifier: `{metadata['classifier']}` on pooled features (C = {metadata.get('C', 'n/a')}), "
+        "folded into a linear layer.",
+        f"- Input: RGB, {metadata['resolution']}x{metadata['resolution']} pixels, float32 NCHW on the 0-255 scale; "
+        "output: class probabilities.",
+        f"- Classes: {classes}.",
+        "",
+        "## Data",
+        f"- Source: {metadata.get('data_source', 'unknown')}.",
+        f"- Images: {metrics.get('n_train')} train, {metrics.get('n_val')} validation, {metrics.get('n_test')} test.",
+        "",
+        "## Evaluation (test split, used once)",
+        f"- Accuracy: {metrics.get('test_accuracy', float('nan')):.4f}",
+        f"- AUC: {metrics.get('test_auc', float('nan')):.4f}",
+        f"- Validation accuracy (used to choose C): {metrics.get('val_accuracy', float('nan')):.4f}",
+        "",
+        "## Limits",
+        "- Trained on the images above only; check accuracy on data from your own setting before relying on it.",
+        "",
+    ]
+    path = out_dir / CARD_FILE
+    path.write_text("\n".join(lines))
+    return path

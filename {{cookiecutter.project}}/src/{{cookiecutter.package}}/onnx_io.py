@@ -1,0 +1,47 @@
+"""Torch module -> ONNX file -> ONNX Runtime session: the one export path.
+
+The featurizer, the exported classifier and the service all go through here.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+INPUT_NAME = "images"
+
+
+def export_onnx(model: nn.Module, path: Path, resolution: int, output_name: str) -> Path:
+    """Write ``model`` (float images 0-255, NCHW) to ``path`` with a dynamic batch axis."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(1, 3, resolution, resolution)
+    tmp = path.with_suffix(".tmp.onnx")
+    with torch.inference_mode():
+        torch.onnx.export(
+            model.eval(),
+            (example,),
+            str(tmp),
+            input_names=[INPUT_NAME],
+            output_names=[output_name],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, output_name: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    tmp.replace(path)  # a half-written file never looks finished
+    return path
+
+
+def session(path: Path):
+    """An ONNX Runtime CPU session using every core this process may use."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run(sess, images: np.ndarray) -> np.ndarray:
+    return sess.run(None, {INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)})[0]

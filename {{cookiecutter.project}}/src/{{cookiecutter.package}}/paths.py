@@ -1,0 +1,19 @@
+"""Where the project lives, so relative paths mean the same in a notebook and a shell."""
+
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def project_root() -> Path:
+    """The folder holding pyproject.toml (editable install), else the working directory."""
+    candidate = PACKAGE_DIR.parents[1]
+    if (candidate / "pyproject.toml").is_file() and (candidate / "code").is_dir():
+        return candidate
+    return Path.cwd()
+
+
+def resolve(path: str | Path) -> Path:
+    """Absolute paths stay; relative ones are taken from the project root."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else (project_root() / path).resolve()

@@ -1,0 +1,106 @@
+"""Run every notebook in TDSP order with papermill; the run folder carries all hand-offs."""
+
+import ast
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+from .config import profile as profile_values
+from .paths import project_root, resolve
+
+NOTEBOOKS = (
+    "01_data_acquisition_and_understanding/01_acquire_data.ipynb",
+    "01_data_acquisition_and_understanding/02_explore_data.ipynb",
+    "02_modeling/01_linear_probe.ipynb",
+    "02_modeling/02_evaluate.ipynb",
+    "03_deployment/01_export.ipynb",
+    "03_deployment/02_batch_score.ipynb",
+    "03_deployment/03_web_service.ipynb",
+)
+HEADLINE = ("test_accuracy", "test_auc", "val_accuracy")
+
+
+class PipelineError(RuntimeError):
+    """A notebook failed; the message names it and its executed copy."""
+
+
+def notebook_paths(code_dir: Path | None = None) -> list[Path]:
+    code_dir = code_dir or project_root() / "code"
+    paths = [code_dir / name for name in NOTEBOOKS]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"Notebooks not found: {', '.join(missing)}. Run from the project folder.")
+    return paths
+
+
+def parse_value(text: str) -> object:
+    """'3' -> 3, '0.1' -> 0.1, '[1, 2]' -> [1, 2], 'True' -> True, anything else stays text."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def declared_parameters(notebooks: list[Path]) -> dict[Path, set[str]]:
+    import papermill
+
+    return {nb: set(papermill.inspect_notebook(str(nb))) for nb in notebooks}
+
+
+def check_overrides(overrides: dict[str, object], declared: dict[Path, set[str]]) -> None:
+    known = set().union(*declared.values())
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"Unknown parameter(s) {', '.join(unknown)}. Valid parameters: {', '.join(sorted(known))}.")
+
+
+def default_out(profile: str) -> Path:
+    return project_root() / "runs" / f"{datetime.now():%Y%m%d-%H%M%S}-{profile}"
+
+
+def run_pipeline(
+    data_dir: str | None = None,
+    profile: str = "demo",
+    out: str | Path | None = None,
+    overrides: dict[str, object] | None = None,
+    log=print,
+) -> dict:
+    """Execute the notebooks into ``out/notebooks`` and return ``out/metrics.json``."""
+    import papermill
+
+    out = resolve(out) if out else default_out(profile)
+    notebooks = notebook_paths()
+    declared = declared_parameters(notebooks)
+    values = {**profile_values(profile), **(overrides or {})}
+    check_overrides(overrides or {}, declared)
+    values.update(RUN_DIR=str(out), PROFILE=profile)
+    if data_dir:
+        values["DATA_DIR"] = str(resolve(data_dir))
+    for i, notebook in enumerate(notebooks, 1):
+        stage = notebook.parent.name
+        executed = out / "notebooks" / stage / notebook.name
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        params = {k: v for k, v in values.items() if k in declared[notebook]}
+        log(f"[{i}/{len(notebooks)}] {stage}/{notebook.name}", flush=True)
+        started = time.monotonic()
+        try:
+            papermill.execute_notebook(
+                str(notebook),
+                str(executed),
+                parameters=params,
+                cwd=str(notebook.parent),
+                kernel_name="python3",
+                progress_bar=False,
+            )
+        except papermill.PapermillExecutionError as error:
+            raise PipelineError(
+                f"{stage}/{notebook.name} failed: {error.ename}: {error.evalue}\n"
+                f"The executed notebook, with the traceback, is {executed}"
+            ) from None
+        log(f"      done in {time.monotonic() - started:.1f} s", flush=True)
+    return json.loads((out / "metrics.json").read_text())
+
+
+def headline(metrics: dict) -> str:
+    return "  ".join(f"{k}={metrics[k]:.4f}" for k in HEADLINE if k in metrics)

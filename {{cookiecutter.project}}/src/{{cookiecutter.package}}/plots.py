@@ -1,0 +1,87 @@
+"""Figures the notebooks show and the run folder keeps."""
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_curve
+
+from .data import load_image
+
+
+def save(fig: plt.Figure, path: Path | None) -> plt.Figure:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+    return fig
+
+
+def class_counts(manifest: pd.DataFrame, path: Path | None = None) -> plt.Figure:
+    counts = manifest[manifest.status == "ok"].groupby(["label", "split"]).size().unstack(fill_value=0)
+    counts = counts.reindex(columns=[s for s in ("train", "val", "test") if s in counts.columns])
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    counts.plot.bar(stacked=True, ax=ax, rot=0)
+    ax.set(title="Images per class and split", xlabel="class", ylabel="images")
+    return save(fig, path)
+
+
+def sample_grid(manifest: pd.DataFrame, per_class: int = 6, path: Path | None = None, seed: int = 0) -> plt.Figure:
+    usable = manifest[manifest.status == "ok"]
+    classes = sorted(usable.label.unique())
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(1.6 * per_class, 1.7 * len(classes)), squeeze=False)
+    for row, label in zip(axes, classes):
+        rows = usable[usable.label == label]
+        picks = rows.sample(min(per_class, len(rows)), random_state=seed)
+        for ax, image_path in zip(row, list(picks.path) + [None] * per_class):
+            ax.axis("off")
+            if image_path is not None:
+                ax.imshow(load_image(image_path, 96))
+        row[0].set_title(label, loc="left", fontsize=10)
+    fig.suptitle("Sample images per class")
+    return save(fig, path)
+
+
+def image_sizes(manifest: pd.DataFrame, path: Path | None = None) -> plt.Figure:
+    usable = manifest[manifest.status == "ok"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3))
+    left.scatter(usable.width, usable.height, s=8, alpha=0.4)
+    left.set(title="Image sizes", xlabel="width (px)", ylabel="height (px)")
+    right.hist(usable.width / usable.height.clip(lower=1), bins=30)
+    right.set(title="Aspect ratio (width / height)", xlabel="ratio", ylabel="images")
+    return save(fig, path)
+
+
+def validation_curve(curve: list[dict[str, float]], best_c: float, path: Path | None = None) -> plt.Figure:
+    frame = pd.DataFrame(curve)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.semilogx(frame.C, frame.train_accuracy, "o-", label="train")
+    ax.semilogx(frame.C, frame.val_accuracy, "o-", label="validation")
+    ax.axvline(best_c, color="grey", linestyle="--", label=f"chosen C = {best_c:g}")
+    ax.set(title="Linear probe: accuracy against regularisation C", xlabel="C", ylabel="accuracy")
+    ax.legend()
+    return save(fig, path)
+
+
+def roc(y_true: np.ndarray, probs: np.ndarray, classes: list[str], path: Path | None = None) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    positives = [1] if len(classes) == 2 else range(len(classes))
+    for k in positives:
+        fpr, tpr, _ = roc_curve(y_true == k, probs[:, k])
+        ax.plot(fpr, tpr, label=classes[k])
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set(title="ROC curve (test split)", xlabel="false positive rate", ylabel="true positive rate")
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def confusion(matrix: list[list[int]], classes: list[str], path: Path | None = None) -> plt.Figure:
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(classes), 1.0 + 0.6 * len(classes)))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set(title="Confusion matrix (test split)", xlabel="predicted", ylabel="true")
+    return save(fig, path)

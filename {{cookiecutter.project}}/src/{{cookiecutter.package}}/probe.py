@@ -1,0 +1,70 @@
+"""A linear classifier on pooled features, C chosen on the validation split only.
+
+The fitted scaler + classifier are folded into one ``torch.nn.Linear``, so the
+backbone and the probe export, score and serve as a single network.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, log_loss
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+
+@dataclass
+class ProbeResult:
+    pipeline: Pipeline
+    best_c: float
+    val_accuracy: float
+    curve: list[dict[str, float]]  # one row per C: train and validation accuracy
+
+
+def make_probe(c: float, seed: int = 0) -> Pipeline:
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000, random_state=seed))
+
+
+def fit_probe(
+    x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, c_grid: tuple[float, ...]
+) -> ProbeResult:
+    """Fit one probe per C on train; keep the best validation accuracy (ties: lower log-loss)."""
+    curve, best = [], None
+    for c in c_grid:
+        probe = make_probe(c).fit(x_train, y_train)
+        val_probs = probe.predict_proba(x_val)
+        row = {
+            "C": c,
+            "train_accuracy": accuracy_score(y_train, probe.predict(x_train)),
+            "val_accuracy": accuracy_score(y_val, probe.classes_[val_probs.argmax(1)]),
+            "val_log_loss": log_loss(y_val, val_probs, labels=probe.classes_),
+        }
+        curve.append(row)
+        if best is None or (row["val_accuracy"], -row["val_log_loss"]) > (
+            best[1]["val_accuracy"],
+            -best[1]["val_log_loss"],
+        ):
+            best = (probe, row)
+    probe, row = best
+    return ProbeResult(probe, row["C"], row["val_accuracy"], curve)
+
+
+def to_linear(probe: Pipeline) -> nn.Linear:
+    """The scaler and logistic regression as one Linear layer giving softmax logits.
+
+    Binary logistic regression has one weight vector w: the logits [0, w.x + b]
+    give the same probabilities through softmax as sigmoid(w.x + b).
+    """
+    scaler, classifier = probe.named_steps["standardscaler"], probe.named_steps["logisticregression"]
+    weight = classifier.coef_ / scaler.scale_  # fold (x - mean) / scale into the weights
+    bias = classifier.intercept_ - weight @ scaler.mean_
+    if weight.shape[0] == 1:
+        weight = np.vstack([np.zeros_like(weight), weight])
+        bias = np.concatenate([[0.0], bias])
+    head = nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        head.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+        head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+    return head

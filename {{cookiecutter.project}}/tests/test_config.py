@@ -1,0 +1,43 @@
+import pytest
+
+from {{ cookiecutter.package }}.config import ConfigError, DataConfig, ProbeConfig, profile
+
+
+def test_unknown_backbone_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="Invalid backbone 'resnet9000'.*efficientnet_lite0"):
+        ProbeConfig(backbone="resnet9000")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, "BATCH_SIZE=0"),
+        ({"resolution": 8}, "RESOLUTION=8 is outside"),
+        ({"c_grid": (0.1, -1.0)}, "C_GRID"),
+        ({"classifier": "forest"}, "Invalid classifier 'forest'.*logistic_regression"),
+    ],
+)
+def test_bad_probe_settings_name_the_parameter(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        ProbeConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"val_fraction": 0.0}, "VAL_FRACTION"),
+        ({"test_fraction": 1.5}, "TEST_FRACTION"),
+        ({"val_fraction": 0.5, "test_fraction": 0.5}, "leaves no training images"),
+        ({"max_per_class": -1}, "MAX_PER_CLASS"),
+        ({"sample": ""}, "DATA_DIR"),
+    ],
+)
+def test_bad_data_settings_name_the_parameter(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        DataConfig(**{"sample": "any", **kwargs})
+
+
+def test_profiles_and_unknown_profile():
+    assert profile("smoke")["RESOLUTION"] < profile("demo")["RESOLUTION"]
+    with pytest.raises(ValueError, match="Only smoke, demo, full"):
+        profile("huge")

@@ -1,0 +1,48 @@
+import csv
+
+import numpy as np
+import pytest
+
+from {{ cookiecutter.package }} import onnx_io
+from {{ cookiecutter.package }}.data import load_batch
+from {{ cookiecutter.package }}.export import max_difference
+from {{ cookiecutter.package }}.predict import load_model, predict, predict_image, score
+
+
+def test_onnx_matches_torch_on_real_images(tiny_classifier, exported_model, tiny_images):
+    paths = sorted(str(p) for p in tiny_images.rglob("*.png"))[:4]
+    images = load_batch(paths, 32)
+    assert max_difference(tiny_classifier, exported_model, images) < 1e-4
+    probs = predict(load_model(exported_model), images)
+    assert probs.shape == (4, 2)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_predict_image_names_a_class(exported_model, tiny_images):
+    answer = predict_image(load_model(exported_model), next(tiny_images.rglob("*.jpg")))
+    assert answer["label"] in ("horizontal", "vertical")
+    assert abs(sum(answer["probabilities"].values()) - 1) < 1e-5
+
+
+def test_score_folder_and_csv(exported_model, tiny_images, tmp_path):
+    out = score(exported_model, tiny_images, tmp_path / "folder.csv")
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 20 and set(rows[0]) == {"path", "prediction", "p_horizontal", "p_vertical"}
+    listing = tmp_path / "list.csv"
+    listing.write_text("path\n" + "\n".join(r["path"] for r in rows[:3]) + "\n")
+    again = list(csv.DictReader(score(exported_model, listing, tmp_path / "list_scores.csv").open()))
+    assert [r["p_vertical"] for r in again] == [r["p_vertical"] for r in rows[:3]]
+
+
+def test_missing_model_and_bad_input_are_clear_errors(exported_model, tmp_path):
+    with pytest.raises(FileNotFoundError, match="not an exported model folder"):
+        load_model(tmp_path)
+    (tmp_path / "bad.csv").write_text("file\nx.png\n")
+    with pytest.raises(ValueError, match="'path' column"):
+        score(exported_model, tmp_path / "bad.csv", tmp_path / "out.csv")
+
+
+def test_onnx_batch_axis_is_dynamic(exported_model):
+    sess = onnx_io.session(exported_model / "model.onnx")
+    for batch in (1, 3):
+        assert onnx_io.run(sess, np.zeros((batch, 3, 32, 32), np.float32)).shape == (batch, 2)

@@ -1,0 +1,89 @@
+"""The notebooks, end to end on tiny images: papermill through the CLI, then nbval."""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from {{ cookiecutter.package }}.pipeline import NOTEBOOKS
+
+pytestmark = pytest.mark.notebooks
+PACKAGE = "{{ cookiecutter.package }}"
+
+
+def digest(folder):
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tiny_images, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    before = digest(tiny_images)
+    command = [
+        sys.executable,
+        "-m",
+        PACKAGE,
+        "pipeline",
+        "--data-dir",
+        str(tiny_images),
+        "--profile",
+        "smoke",
+        "--out",
+        str(out),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert digest(tiny_images) == before, "the pipeline changed the source images"
+    return out, result.stdout
+
+
+def test_pipeline_writes_what_the_contract_names(smoke_run):
+    out, stdout = smoke_run
+    assert stdout.strip().splitlines()[-1] == str(out)
+    assert "test_accuracy=" in stdout.strip().splitlines()[-2]
+    for name in NOTEBOOKS:
+        executed = out / "notebooks" / name.split("/")[0] / name.split("/")[1]
+        assert executed.is_file(), executed
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in (
+        "test_accuracy",
+        "val_accuracy",
+        "test_auc",
+        "n_train",
+        "n_val",
+        "n_test",
+        "classes",
+        "backbone",
+        "classifier",
+    ):
+        assert key in metrics, key
+    assert metrics["classes"] == ["horizontal", "vertical"]
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 20
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert {p.name for p in (out / "model").iterdir()} >= {"model.onnx", "model.json", "MODEL_CARD.md"}
+
+
+def test_each_notebook_recorded_its_results(smoke_run):
+    out, _ = smoke_run
+    results = {p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")}
+    assert len(results) == len(NOTEBOOKS)
+    assert results["01_linear_probe"]["fold_gap"] < 1e-4
+    assert results["01_export"]["onnx_gap"] < 1e-3
+    assert results["02_batch_score"]["n_scored"] == json.loads((out / "metrics.json").read_text())["n_test"]
+    assert results["03_web_service"]["answer"]["label"] in ("horizontal", "vertical")
+    for figure in ("class_counts", "sample_grid", "validation_curve", "roc_curve", "confusion_matrix"):
+        assert (out / "figures" / f"{figure}.png").stat().st_size > 1000
+
+
+def test_the_easy_tiny_task_is_learned(smoke_run):
+    out, _ = smoke_run
+    assert json.loads((out / "metrics.json").read_text())["val_accuracy"] >= 0.75
+
+
+def test_executed_notebooks_pass_nbval(smoke_run):
+    out, _ = smoke_run
+    command = [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", str(out / "notebooks")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=out)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

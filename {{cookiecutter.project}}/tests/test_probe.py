@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+import torch
+
+from {{ cookiecutter.package }}.probe import fit_probe, make_probe, to_linear
+
+
+def blobs(n_classes: int, n: int = 60, dim: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % n_classes
+    x = rng.normal(size=(n, dim)) * 3 + y[:, None] * 1.5 + 10  # offset and scale: the scaler matters
+    return x.astype(np.float32), y
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_folded_head_gives_scikit_learn_probabilities(n_classes):
+    x, y = blobs(n_classes)
+    probe = make_probe(0.5).fit(x, y)
+    with torch.inference_mode():
+        folded = torch.softmax(to_linear(probe)(torch.from_numpy(x)), dim=1).numpy()
+    np.testing.assert_allclose(folded, probe.predict_proba(x), atol=1e-5)
+
+
+def test_c_is_chosen_by_validation_accuracy():
+    x, y = blobs(2, n=80, seed=1)
+    result = fit_probe(x[:50], y[:50], x[50:], y[50:], (1e-4, 1e-2, 1.0))
+    accuracies = [row["val_accuracy"] for row in result.curve]
+    assert [row["C"] for row in result.curve] == [1e-4, 1e-2, 1.0]
+    assert result.val_accuracy == max(accuracies)
+    assert result.best_c == result.curve[accuracies.index(max(accuracies))]["C"]
+    assert result.pipeline.named_steps["logisticregression"].C == result.best_c
