@@ -105,6 +105,16 @@ def test_every_notebook_has_one_parameters_cell_and_no_outputs(default_project):
                 assert cell["outputs"] == [] and cell["execution_count"] is None, path
 
 
+def test_papermill_reads_every_parameter(default_project):
+    import papermill
+
+    for path in sorted((default_project / "code").rglob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        source = next("".join(c["source"]) for c in cells if "parameters" in c["metadata"].get("tags", []))
+        assigned = re.findall(r"^([A-Z_][A-Z0-9_]*) =", source, flags=re.MULTILINE)
+        assert list(papermill.inspect_notebook(str(path))) == assigned, path
+
+
 def test_ruff_passes_on_the_baked_project(default_project):
     ruff = Path(sys.executable).parent / "ruff"
     for args in (["check", "."], ["format", "--check", "."]):

@@ -73,7 +73,7 @@ def run_pipeline(
     notebooks = notebook_paths()
     declared = declared_parameters(notebooks)
     values = {**profile_values(profile), **(overrides or {})}
-    check_overrides(overrides or {}, declared)
+    check_overrides({**(overrides or {}), "RUN_DIR": out, **({"DATA_DIR": data_dir} if data_dir else {})}, declared)
     values.update(RUN_DIR=str(out), PROFILE=profile)
     if data_dir:
         values["DATA_DIR"] = str(resolve(data_dir))
