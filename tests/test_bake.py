@@ -1,5 +1,6 @@
 """What a bake produces: the exact file set, no template leftovers, valid notebooks, lint."""
 
+import ast
 import json
 import re
 import subprocess
@@ -21,7 +22,8 @@ COMMON = {
     "code/01_data_acquisition_and_understanding/01_acquire_data.ipynb",
     "code/01_data_acquisition_and_understanding/02_explore_data.ipynb",
     "code/02_modeling/01_linear_probe.ipynb",
-    "code/02_modeling/02_evaluate.ipynb",
+    "code/02_modeling/02_fine_tune.ipynb",
+    "code/02_modeling/03_evaluate.ipynb",
     "code/03_deployment/01_export.ipynb",
     "code/03_deployment/02_batch_score.ipynb",
     "code/03_deployment/03_web_service.ipynb",
@@ -34,15 +36,16 @@ COMMON = {
     "tests/test_config.py",
     "tests/test_data.py",
     "tests/test_export_predict.py",
+    "tests/test_model_train.py",
     "tests/test_notebooks.py",
     "tests/test_probe.py",
     "tests/test_samples.py",
     "tests/test_serve.py",
 }
 MODULES = {
-    "__init__.py", "__main__.py", "backbones.py", "cli.py", "config.py", "data.py", "evaluate.py", "export.py",
+    "__init__.py", "__main__.py", "augment.py", "backbones.py", "cli.py", "config.py", "data.py", "evaluate.py", "export.py",
     "features.py", "model.py", "onnx_io.py", "paths.py", "pipeline.py", "plots.py", "predict.py", "probe.py",
-    "runs.py", "serve.py", "samples/__init__.py",
+    "runs.py", "serve.py", "train.py", "samples/__init__.py",
 }
 
 
@@ -92,14 +95,17 @@ def test_no_template_syntax_is_left(default_project):
 
 def test_every_notebook_has_one_parameters_cell_and_no_outputs(default_project):
     notebooks = sorted((default_project / "code").rglob("*.ipynb"))
-    assert len(notebooks) == 7
+    assert len(notebooks) == 8
     for path in notebooks:
         cells = json.loads(path.read_text())["cells"]
         tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(tagged) == 1, path
         assert cells[0]["cell_type"] == "markdown", f"{path}: starts without an introduction"
         assert cells[tagged[0] - 1]["cell_type"] == "code", f"{path}: parameters cell must follow the imports"
-        assert "(" not in "".join(cells[tagged[0]]["source"]).replace("()", ""), f"{path}: calls in parameters"
+        for statement in ast.parse("".join(cells[tagged[0]]["source"])).body:
+            assert isinstance(statement, ast.Assign), f"{path}: only assignments in the parameters cell"
+            assert statement.targets[0].id.isupper(), f"{path}: parameter names are UPPER_CASE"
+            ast.literal_eval(statement.value)  # plain values, no calls
         for cell in cells:
             if cell["cell_type"] == "code":
                 assert cell["outputs"] == [] and cell["execution_count"] is None, path

@@ -63,6 +63,8 @@ def test_pipeline_writes_what_the_contract_names(smoke_run):
     assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 20
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     assert {p.name for p in (out / "model").iterdir()} >= {"model.onnx", "model.json", "MODEL_CARD.md"}
+    assert set(metrics["candidates"]) == {"linear_probe", "fine_tuned"}
+    assert metrics["val_accuracy"] == max(metrics["candidates"].values())
 
 
 def test_each_notebook_recorded_its_results(smoke_run):
@@ -73,7 +75,15 @@ def test_each_notebook_recorded_its_results(smoke_run):
     assert results["01_export"]["onnx_gap"] < 1e-3
     assert results["02_batch_score"]["n_scored"] == json.loads((out / "metrics.json").read_text())["n_test"]
     assert results["03_web_service"]["answer"]["label"] in ("horizontal", "vertical")
-    for figure in ("class_counts", "sample_grid", "validation_curve", "roc_curve", "confusion_matrix"):
+    assert results["02_fine_tune"]["best_epoch"] == 1
+    for figure in (
+        "class_counts",
+        "sample_grid",
+        "validation_curve",
+        "training_curves",
+        "roc_curve",
+        "confusion_matrix",
+    ):
         assert (out / "figures" / f"{figure}.png").stat().st_size > 1000
 
 

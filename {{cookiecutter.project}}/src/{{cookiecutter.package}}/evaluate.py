@@ -1,5 +1,8 @@
 """Metrics on one split: accuracy, AUC, per-class precision/recall, confusion matrix."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
@@ -28,3 +31,14 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[
             for name, p, r, f, s in zip(classes, precision, recall, f1, support)
         },
     }
+
+
+def candidates(models_dir: Path) -> list[dict]:
+    """Every trained model's saved config (with its validation accuracy), best first.
+
+    Ties go to the model listed first by name order, so a run is repeatable.
+    """
+    found = [json.loads(p.read_text()) | {"dir": str(p.parent)} for p in sorted(models_dir.glob("*/model.json"))]
+    if not found:
+        raise FileNotFoundError(f"No trained models under {models_dir}: run the modeling notebooks first.")
+    return sorted(found, key=lambda c: -c["val_accuracy"])

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from . import onnx_io
+from .backbones import BACKBONES
 from .model import ImageClassifier
 
 MODEL_FILE = "model.onnx"
@@ -42,9 +43,11 @@ def write_model_card(out_dir: Path, metadata: dict, metrics: dict) -> Path:
         f"# Model card: {metadata.get('project', 'image classifier')}",
         "",
         "## Model",
-        f"- Backbone: `{metadata['backbone']}` ({metadata.get('weights_note', 'pretrained')}), frozen.",
-        f"- Classifier: `{metadata['classifier']}` on pooled features (C = {metadata.get('C', 'n/a')}), "
-        "folded into a linear layer.",
+        f"- Backbone: `{metadata['backbone']}` ({BACKBONES[metadata['backbone']].weights_note}).",
+        f"- Classifier: `{metadata['classifier']}` (`linear_probe`: logistic regression on the frozen backbone's "
+        "pooled features, folded into a linear layer; `fine_tuned`: the network retrained end to end), "
+        "chosen over the other candidates on validation accuracy.",
+        f"- Settings: `{json.dumps(metadata.get('settings', {}), default=str)}`.",
         f"- Input: RGB, {metadata['resolution']}x{metadata['resolution']} pixels, float32 NCHW on the 0-255 scale; "
         "output: class probabilities.",
         f"- Classes: {classes}.",
@@ -56,7 +59,7 @@ def write_model_card(out_dir: Path, metadata: dict, metrics: dict) -> Path:
         "## Evaluation (test split, used once)",
         f"- Accuracy: {metrics.get('test_accuracy', float('nan')):.4f}",
         f"- AUC: {metrics.get('test_auc', float('nan')):.4f}",
-        f"- Validation accuracy (used to choose C): {metrics.get('val_accuracy', float('nan')):.4f}",
+        f"- Validation accuracy (used to choose the model): {metrics.get('val_accuracy', float('nan')):.4f}",
         "",
         "## Limits",
         "- Trained on the images above only; check accuracy on data from your own setting before relying on it.",

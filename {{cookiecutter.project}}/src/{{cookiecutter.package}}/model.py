@@ -1,38 +1,72 @@
-"""Backbone + head as one network: float images (0-255, NCHW) in, probabilities out."""
+"""Backbone + head as one network: float images (0-255, NCHW) in, probabilities out.
+
+The linear probe and the fine-tuned network are both this class, so they save,
+export, score and serve the same way.
+"""
 
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-from .backbones import get_backbone
+from .backbones import BACKBONES, get_backbone
+from .data import load_batch
+
+WEIGHTS_FILE = "model.pt"
+CONFIG_FILE = "model.json"
 
 
 class ImageClassifier(nn.Module):
-    def __init__(self, backbone: nn.Module, head: nn.Linear) -> None:
+    def __init__(self, backbone: nn.Module, head: nn.Linear, dropout: float = 0.0) -> None:
         super().__init__()
         self.backbone = backbone
+        self.dropout = nn.Dropout(dropout)
         self.head = head
 
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.backbone(images)))
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.head(self.backbone(images)), dim=1)
+        return torch.softmax(self.logits(images), dim=1)
 
 
-def save_head(head: nn.Linear, folder: Path, **config: object) -> None:
-    """Store the head's weights with the config needed to rebuild the whole model."""
+def new_classifier(backbone: str, n_classes: int, resolution: int, dropout: float = 0.0) -> ImageClassifier:
+    """Pretrained backbone with a fresh linear head."""
+    features = get_backbone(backbone, resolution=resolution)
+    return ImageClassifier(features, nn.Linear(BACKBONES[backbone].feature_dim, n_classes), dropout)
+
+
+def save_classifier(model: ImageClassifier, folder: Path, **config: object) -> Path:
+    """Weights plus the config needed to rebuild the model (backbone, resolution, classes, ...)."""
+    for key in ("backbone", "resolution", "classes"):
+        if key not in config:
+            raise ValueError(f"save_classifier needs {key!r} in the config to rebuild the model later.")
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save(head.state_dict(), folder / "head.pt")
-    (folder / "head.json").write_text(json.dumps(config, indent=2))
+    torch.save(model.state_dict(), folder / WEIGHTS_FILE)
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str))
+    return folder
 
 
 def load_classifier(folder: Path) -> tuple[ImageClassifier, dict]:
-    """Rebuild backbone + head from ``save_head``'s folder."""
-    config = json.loads((folder / "head.json").read_text())
-    state = torch.load(folder / "head.pt", map_location="cpu", weights_only=True)
-    head = nn.Linear(state["weight"].shape[1], state["weight"].shape[0])
-    head.load_state_dict(state)
-    backbone = get_backbone(
-        config["backbone"], weights=config.get("weights", "bundled"), resolution=config["resolution"]
-    )
-    return ImageClassifier(backbone, head).eval(), config
+    """Rebuild what ``save_classifier`` stored, in eval mode."""
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(f"No saved model in {folder}: run the modeling notebooks with the same RUN_DIR.")
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    backbone = get_backbone(config["backbone"], weights="none", resolution=config["resolution"])
+    model = ImageClassifier(backbone, nn.Linear(BACKBONES[config["backbone"]].feature_dim, len(config["classes"])))
+    model.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
+    return model.eval(), config
+
+
+@torch.inference_mode()
+def predict_paths(model: ImageClassifier, paths: list[str], resolution: int, batch_size: int = 64) -> np.ndarray:
+    """Probabilities for image files, in torch (CUDA when present)."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = model.to(device).eval()
+    out = []
+    for start in range(0, len(paths), batch_size):
+        batch = torch.from_numpy(load_batch(paths[start : start + batch_size], resolution)).to(device)
+        out.append(model(batch).float().cpu().numpy())
+    return np.concatenate(out)

@@ -85,3 +85,15 @@ def confusion(matrix: list[list[int]], classes: list[str], path: Path | None = N
     ax.set_yticks(range(len(classes)), classes)
     ax.set(title="Confusion matrix (test split)", xlabel="predicted", ylabel="true")
     return save(fig, path)
+
+
+def training_curves(rows: list[dict[str, float]], best_epoch: int, path: Path | None = None) -> plt.Figure:
+    frame = pd.DataFrame(rows)
+    fig, (loss, acc) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, metric in ((loss, "loss"), (acc, "accuracy")):
+        ax.plot(frame.epoch, frame[f"train_{metric}"], "o-", label="train (augmented)")
+        ax.plot(frame.epoch, frame[f"val_{metric}"], "o-", label="validation")
+        ax.axvline(best_epoch, color="grey", linestyle="--", label=f"best epoch {best_epoch}")
+        ax.set(title=f"Fine-tuning: {metric} per epoch", xlabel="epoch", ylabel=metric)
+        ax.legend()
+    return save(fig, path)

@@ -1,0 +1,35 @@
+"""Image augmentation with imgaug, kept behind this one module.
+
+``FLIPS`` says which mirror images are still valid examples of their class:
+``none`` (text, digits), ``horizontal`` (most photos), ``all`` (no natural
+orientation: solar cells, textures, microscopy) adds vertical flips and 90-degree turns.
+"""
+
+import numpy as np
+
+FLIP_CHOICES = ("none", "horizontal", "all")
+
+
+def build_augmenter(flips: str = "horizontal", strength: float = 1.0):
+    """Flips, small affine moves, crop, brightness and contrast, slight blur."""
+    import imgaug.augmenters as iaa
+
+    if flips not in FLIP_CHOICES:
+        raise ValueError(f"Invalid FLIPS {flips!r}. Only {', '.join(FLIP_CHOICES)} are supported.")
+    mirror = {"none": [], "horizontal": [iaa.Fliplr(0.5)], "all": [iaa.Fliplr(0.5), iaa.Flipud(0.5), iaa.Rot90((0, 3))]}
+    s = strength
+    return iaa.Sequential(
+        [
+            *mirror[flips],
+            iaa.Sometimes(0.5, iaa.Affine(rotate=(-8 * s, 8 * s), scale=(1 - 0.1 * s, 1 + 0.1 * s), mode="reflect")),
+            iaa.Sometimes(0.3, iaa.CropAndPad(percent=(-0.08 * s, 0), keep_size=True)),
+            iaa.MultiplyAndAddToBrightness(mul=(1 - 0.2 * s, 1 + 0.2 * s), add=(-15 * s, 15 * s)),
+            iaa.LinearContrast((1 - 0.2 * s, 1 + 0.2 * s)),
+            iaa.Sometimes(0.2, iaa.GaussianBlur(sigma=(0, 0.8 * s))),
+        ]
+    )
+
+
+def augment_batch(augmenter, images: np.ndarray) -> np.ndarray:
+    """Augment uint8 images (N, H, W, 3); shapes and dtype are kept."""
+    return np.ascontiguousarray(augmenter(images=images))
