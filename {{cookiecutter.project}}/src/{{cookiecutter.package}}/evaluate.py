@@ -38,7 +38,10 @@ def candidates(models_dir: Path) -> list[dict]:
 
     Ties go to the model listed first by name order, so a run is repeatable.
     """
-    found = [json.loads(p.read_text()) | {"dir": str(p.parent)} for p in sorted(models_dir.glob("*/model.json"))]
+    found = [
+        json.loads(p.read_text()) | {"name": p.parent.name, "dir": str(p.parent)}
+        for p in sorted(models_dir.glob("*/model.json"))
+    ]
     if not found:
         raise FileNotFoundError(f"No trained models under {models_dir}: run the modeling notebooks first.")
     return sorted(found, key=lambda c: -c["val_accuracy"])
