@@ -20,7 +20,7 @@ COMMON = {
     "README.md",
     "pyproject.toml",
     "code/01_data_acquisition_and_understanding/01_acquire_data.ipynb",
-    "code/01_data_acquisition_and_understanding/02_explore_data.ipynb",
+    "code/01_data_acquisition_and_understanding/02_explore_and_review.ipynb",
     "code/02_modeling/01_linear_probe.ipynb",
     "code/02_modeling/02_fine_tune.ipynb",
     "code/02_modeling/03_evaluate.ipynb",
@@ -45,7 +45,8 @@ COMMON = {
 MODULES = {
     "__init__.py", "__main__.py", "augment.py", "backbones.py", "cli.py", "config.py", "data.py", "evaluate.py", "export.py",
     "features.py", "model.py", "onnx_io.py", "paths.py", "pipeline.py", "plots.py", "predict.py", "probe.py",
-    "runs.py", "serve.py", "train.py", "samples/__init__.py",
+    "runs.py", "serve.py", "train.py", "samples/__init__.py", "checks.py", "download.py", "duplicates.py",
+    "manifest.py", "report.py", "review.py", "sources.py", "splits.py",
 }
 
 

@@ -3,24 +3,39 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from torch import nn
 
+from {{ cookiecutter.package }} import sources
 from {{ cookiecutter.package }}.backbones import get_backbone
+from {{ cookiecutter.package }}.duplicates import group_duplicates
 from {{ cookiecutter.package }}.export import export_model
+from {{ cookiecutter.package }}.manifest import check_rows
 from {{ cookiecutter.package }}.model import ImageClassifier
+from {{ cookiecutter.package }}.splits import assign_splits
 
 TINY_RESOLUTION = 32
 
 
 def stripes(horizontal: bool, size: int, rng: np.random.Generator) -> Image.Image:
-    """Black-and-white stripes with a random period and phase, plus noise."""
-    period = int(rng.integers(4, 9))
-    line = (np.arange(size) + int(rng.integers(0, period))) % period < period // 2
-    pixels = np.repeat(line[:, None] if horizontal else line[None, :], size, axis=1 if horizontal else 0)
+    """Black-and-white stripes, slightly tilted, with a random period and phase, plus noise.
+
+    The tilt and the non-integer period keep any two images far apart in dhash, so only
+    the duplicates a test makes on purpose are found."""
+    period, tilt = rng.uniform(4, 9), rng.uniform(-0.3, 0.3)
+    y, x = np.mgrid[0:size, 0:size]
+    across = (y + tilt * x) if horizontal else (x + tilt * y)
+    pixels = ((across + rng.uniform(0, period)) / period) % 1 < 0.5
     noisy = pixels * 200.0 + rng.normal(28, 12, (size, size))
     return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).convert("RGB")
+
+
+def smooth_photo(size: int, rng: np.random.Generator) -> Image.Image:
+    """A smooth colour image (upsampled random 6 x 6): small edits keep its dhash close."""
+    small = Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8))
+    return small.resize((size, size), Image.BICUBIC)
 
 
 def write_stripes_dataset(root: Path, per_class: int = 10, size: int = 32, seed: int = 0) -> Path:
@@ -33,6 +48,64 @@ def write_stripes_dataset(root: Path, per_class: int = 10, size: int = 32, seed:
             suffix = ".png" if i % 2 else ".jpg"
             stripes(label == "horizontal", size, rng).save(folder / f"{label}_{i:02d}{suffix}")
     return root
+
+
+def write_messy_dataset(root: Path, per_class: int = 12, size: int = 48, seed: int = 0) -> dict[str, Path]:
+    """Two classes of stripes plus every awkward kind of file; returns the special files by name."""
+    rng = np.random.default_rng(seed)
+    for label in ("horizontal", "vertical"):
+        for i in range(per_class):
+            folder = root / label / ("nested/deeper" if i % 4 == 0 else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            stripes(label == "horizontal", size, rng).save(folder / f"{label}_{i:02d}.jpg", quality=92)
+    h, v = root / "horizontal", root / "vertical"
+    files = {
+        "non_ascii": h / "große Streifen ñ.png",
+        "exact_copy": h / "copy of große Streifen.png",
+        "near_copy": h / "brighter.jpg",
+        "rotated": h / "rotated.jpg",
+        "cmyk": v / "cmyk.jpg",
+        "sixteen_bit": v / "sixteen_bit.png",
+        "rgba": v / "alpha.png",
+        "palette": v / "palette.gif",
+        "truncated": h / "truncated.jpg",
+        "empty": v / "empty.png",
+        "not_an_image": v / "not_an_image.jpg",
+        "bomb": v / "bomb.png",
+        "hidden": v / ".hidden.jpg",
+        "text": v / "notes.txt",
+    }
+    base = smooth_photo(size, rng)
+    base.save(files["non_ascii"])
+    files["exact_copy"].write_bytes(files["non_ascii"].read_bytes())
+    brighter = np.clip(np.asarray(base, dtype=np.int16) + 8, 0, 255).astype(np.uint8)
+    Image.fromarray(brighter).save(files["near_copy"], quality=85)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees to display
+    stripes(True, size, rng).resize((size * 2, size)).save(files["rotated"], exif=exif.tobytes())
+    stripes(False, size, rng).convert("CMYK").save(files["cmyk"])
+    gray16 = np.asarray(stripes(False, size, rng).convert("L"), dtype=np.uint16) * 257
+    Image.fromarray(gray16).save(files["sixteen_bit"])
+    rgba = stripes(False, size, rng).convert("RGBA")
+    rgba.putalpha(200)
+    rgba.save(files["rgba"])
+    stripes(False, size, rng).convert("P").save(files["palette"])
+    good = (h / "horizontal_01.jpg").read_bytes()
+    files["truncated"].write_bytes(good[: len(good) // 2])
+    files["empty"].write_bytes(b"")
+    files["not_an_image"].write_text("<html>404 not found</html>")
+    Image.new("1", (10_000, 10_000)).save(files["bomb"])  # 100 million pixels in 12 kB
+    files["hidden"].write_bytes(good)
+    files["text"].write_text("not an image")
+    return files
+
+
+def build_manifest(location: Path, val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0, **kw):
+    """The acquisition steps of 01_acquire_data, in one call, on a folder or CSV source."""
+    rows = sources.rows(sources.detect(location), location / "downloads")
+    manifest = pd.DataFrame(list(check_rows(rows, workers=1)))
+    manifest = group_duplicates(manifest, kw.get("duplicate_distance", 10))
+    return assign_splits(manifest, val_fraction, test_fraction, seed)
 
 
 @pytest.fixture(scope="session")

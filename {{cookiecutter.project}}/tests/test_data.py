@@ -1,76 +1,94 @@
+"""Every kind of file a real collection holds: checked, never changed, loaded consistently."""
+
 import hashlib
 
 import numpy as np
+import pandas as pd
 import pytest
+from conftest import write_messy_dataset
 from PIL import Image
 
-from {{ cookiecutter.package }}.data import DataError, load_image, open_rgb, scan_folder, split_manifest
+from {{ cookiecutter.package }}.checks import check_image
+from {{ cookiecutter.package }}.data import load_image, open_rgb, walk_images
+from {{ cookiecutter.package }}.manifest import check_rows, limit_per_class
 
 
 def digest(folder):
     return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def make_images(root, label, count, size=16):
-    folder = root / label
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        Image.new("RGB", (size, size), (i * 10 % 255, 0, 0)).save(folder / f"{i}.png")
-    return folder
+@pytest.fixture(scope="module")
+def messy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("messy")
+    return root, write_messy_dataset(root)
 
 
-def test_scan_finds_nested_images_and_skips_hidden_and_other_files(tmp_path):
-    make_images(tmp_path, "a", 3)
-    nested = make_images(tmp_path / "b", "deeper", 3)
-    (tmp_path / "b" / "notes.txt").write_text("not an image")
-    (tmp_path / "a" / ".hidden.png").write_bytes(b"")
-    (tmp_path / ".cache").mkdir()
-    manifest = scan_folder(tmp_path)
-    assert sorted(manifest.label.unique()) == ["a", "b"]
-    assert len(manifest) == 6
-    assert all(str(nested) in p for p in manifest[manifest.label == "b"].path)
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("truncated", "corrupt or truncated image"),
+        ("empty", "empty file (0 bytes)"),
+        ("not_an_image", "not an image"),
+        ("bomb", "too large to decode safely"),
+    ],
+)
+def test_each_bad_file_is_excluded_with_its_reason(messy, name, reason):
+    row = check_image(messy[1][name])
+    assert row["status"] == "excluded"
+    assert row["reason"].startswith(reason), row["reason"]
 
 
-def test_bad_files_are_excluded_with_a_reason_and_left_untouched(tmp_path):
-    make_images(tmp_path, "a", 3)
-    make_images(tmp_path, "b", 3)
-    (tmp_path / "a" / "empty.jpg").write_bytes(b"")
-    (tmp_path / "a" / "text.png").write_text("this is not a PNG")
-    good = (tmp_path / "b" / "0.png").read_bytes()
-    (tmp_path / "b" / "truncated.png").write_bytes(good[: len(good) // 2])
-    before = digest(tmp_path)
-    manifest = scan_folder(tmp_path).set_index("path")
-    reasons = {p.split("/")[-1]: r for p, r in manifest[manifest.status == "excluded"].reason.items()}
-    assert set(reasons) == {"empty.jpg", "text.png", "truncated.png"}
-    assert reasons["empty.jpg"] == "empty file"
-    assert reasons["text.png"].startswith("unreadable image")
-    assert digest(tmp_path) == before
+def test_the_pixel_limit_is_a_parameter(tmp_path):
+    Image.new("L", (300, 200)).save(tmp_path / "big.png")
+    row = check_image(tmp_path / "big.png", max_pixels=50_000)
+    assert row["status"] == "excluded" and "300x200 = 60,000 pixels is over MAX_PIXELS=50,000" in row["reason"]
+    assert check_image(tmp_path / "big.png", max_pixels=60_000)["status"] == "ok"
 
 
-def test_missing_folder_and_single_class_are_clear_errors(tmp_path):
-    with pytest.raises(DataError, match="does not exist"):
-        scan_folder(tmp_path / "nope")
-    make_images(tmp_path, "only", 3)
-    with pytest.raises(DataError, match="1 class sub-folder"):
-        scan_folder(tmp_path)
+def test_a_missing_file_is_excluded_not_fatal(tmp_path):
+    assert check_image(tmp_path / "gone.png")["reason"] == "file not found"
 
 
-def test_split_is_stratified_seeded_and_complete(tiny_images):
-    manifest = scan_folder(tiny_images)
-    first = split_manifest(manifest, 0.2, 0.3, seed=1)
-    again = split_manifest(manifest, 0.2, 0.3, seed=1)
-    other = split_manifest(manifest, 0.2, 0.3, seed=2)
-    assert first.split.tolist() == again.split.tolist()
-    assert first.split.tolist() != other.split.tolist()
-    counts = first.groupby(["label", "split"]).size().unstack()
-    assert (counts["test"] == 3).all() and (counts["val"] == 2).all() and (counts["train"] == 5).all()
+@pytest.mark.parametrize(
+    ("name", "mode"), [("cmyk", "CMYK"), ("sixteen_bit", "I;16"), ("rgba", "RGBA"), ("palette", "P"), ("non_ascii", "RGB")]
+)
+def test_awkward_but_valid_images_are_usable(messy, name, mode):
+    row = check_image(messy[1][name])
+    assert row["status"] == "ok" and row["mode"] == mode and len(row["dhash"]) == 64
+    image = load_image(messy[1][name], 24)
+    assert image.shape == (24, 24, 3) and image.dtype == np.uint8
 
 
-def test_a_class_too_small_to_split_is_named(tmp_path):
-    make_images(tmp_path, "plenty", 6)
-    make_images(tmp_path, "rare", 2)
-    with pytest.raises(DataError, match="Class 'rare' has 2 usable image"):
-        split_manifest(scan_folder(tmp_path), 0.2, 0.2)
+def test_size_is_measured_after_exif_rotation(messy):
+    row = check_image(messy[1]["rotated"])
+    assert (row["width"], row["height"]) == (48, 96)
+    assert open_rgb(messy[1]["rotated"]).size == (48, 96)
+
+
+def test_hidden_and_non_image_files_are_skipped(messy):
+    found = set(walk_images(messy[0]))
+    assert messy[1]["hidden"] not in found and messy[1]["text"] not in found
+    assert messy[1]["not_an_image"] in found  # an image extension: checked, then excluded
+    assert any("nested/deeper" in str(p) for p in found)
+
+
+def test_parallel_checking_matches_serial_and_changes_no_file(messy):
+    root, _ = messy
+    before = digest(root)
+    rows = [{"path": str(p), "label": p.parent.name} for p in walk_images(root)]
+    serial = pd.DataFrame(list(check_rows(rows, workers=1)))
+    parallel = pd.DataFrame(list(check_rows(iter(rows), workers=2)))
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert (serial.status == "excluded").sum() == 4
+    assert digest(root) == before
+
+
+def test_limit_per_class_is_seeded(tmp_path):
+    rows = [{"path": f"{label}/{i}.png", "label": label} for label in "ab" for i in range(10)]
+    first = limit_per_class(rows, 3, seed=0)
+    assert [r["path"] for r in first] == [r["path"] for r in limit_per_class(rows, 3, seed=0)]
+    assert [r["path"] for r in first] != [r["path"] for r in limit_per_class(rows, 3, seed=1)]
+    assert pd.Series([r["label"] for r in first]).value_counts().to_dict() == {"a": 3, "b": 3}
 
 
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "I;16", "LA"])
@@ -84,11 +102,3 @@ def test_every_mode_loads_as_8_bit_rgb(tmp_path, mode):
     assert image.shape == (24, 24, 3) and image.dtype == np.uint8
     if mode == "I;16":
         assert 150 < image.mean() < 160  # 40000 / 65535 * 255, not clipped to white
-
-
-def test_exif_orientation_is_applied(tmp_path):
-    image = Image.new("RGB", (40, 20), "white")
-    exif = image.getexif()
-    exif[0x0112] = 6  # rotate 90 degrees when displayed
-    image.save(tmp_path / "rotated.jpg", exif=exif)
-    assert open_rgb(tmp_path / "rotated.jpg").size == (20, 40)

@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 import torch
+from conftest import build_manifest
 
 from {{ cookiecutter.package }}.augment import augment_batch, build_augmenter
 from {{ cookiecutter.package }}.backbones import BACKBONES, get_backbone
-from {{ cookiecutter.package }}.data import load_batch, scan_folder, split_manifest
+from {{ cookiecutter.package }}.data import load_batch
 from {{ cookiecutter.package }}.model import load_classifier, new_classifier, predict_paths, save_classifier
 from {{ cookiecutter.package }}.train import build_loaders, fit
 
@@ -51,7 +52,7 @@ def test_freeze_holds_early_blocks_fixed():
 
 def test_fit_trains_and_keeps_the_best_checkpoint(tmp_path, tiny_images):
     torch.manual_seed(0)
-    manifest = split_manifest(scan_folder(tiny_images), 0.2, 0.2, seed=0)
+    manifest = build_manifest(tiny_images)
     train, val = build_loaders(manifest, ["horizontal", "vertical"], 32, 8, "horizontal", seed=0)
     model = new_classifier("efficientnet_lite0", 2, 32, dropout=0.1)
     before = model.head.weight.detach().clone()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from .augment import FLIP_CHOICES
 from .backbones import BACKBONES
+from .checks import DEFAULT_MAX_PIXELS, HASH_SIZE
 
 CLASSIFIERS = ("logistic_regression",)
 
@@ -45,14 +46,20 @@ def _check_fraction(name: str, value: float) -> None:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the images come from and how they are split."""
+    """Where the images come from, how they are checked, de-duplicated and split."""
 
-    data_dir: str = ""  # folder with one sub-folder per class; "" = bundled sample
+    data_dir: str = ""  # folder of class folders, CSV manifest or URL list; "" = bundled sample
     sample: str = ""  # bundled sample used when data_dir is empty
+    download_dir: str = "data/raw/downloads"
+    labels_review: str = "data/labels_review.csv"
     val_fraction: float = 0.15
     test_fraction: float = 0.25
     seed: int = 0
     max_per_class: int = 0  # 0 keeps every image
+    duplicate_distance: int = 10  # dhash bits (of 256); -1 keeps exact copies only
+    drop_duplicates: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    workers: int = 0  # 0 = one per CPU core
 
     def __post_init__(self) -> None:
         _check_fraction("VAL_FRACTION", self.val_fraction)
@@ -68,6 +75,17 @@ class DataConfig:
             raise ConfigError(
                 "No images: set DATA_DIR (or --data-dir) to a folder with one sub-folder of images per class."
             )
+        if not -1 <= self.duplicate_distance <= HASH_SIZE * HASH_SIZE // 4:
+            raise ConfigError(
+                f"DUPLICATE_DISTANCE={self.duplicate_distance} must be -1 (exact copies only) to "
+                f"{HASH_SIZE * HASH_SIZE // 4} bits; 10 suits most photos."
+            )
+        if not isinstance(self.drop_duplicates, bool):
+            raise ConfigError(f"DROP_DUPLICATES={self.drop_duplicates!r} must be True or False.")
+        if self.max_pixels < 1:
+            raise ConfigError(f"MAX_PIXELS={self.max_pixels} must be a positive number of pixels.")
+        if self.workers < 0:
+            raise ConfigError(f"WORKERS={self.workers} must be 0 (one per core) or positive.")
 
 
 @dataclass(frozen=True)

@@ -1,102 +1,40 @@
-"""Images in, a manifest out: one row per file with its label, split and checks.
+"""Reading images: which files count as images, and how any of them becomes 8-bit RGB.
 
-Source images are only ever read. Files that cannot be used stay in the
-manifest with ``status='excluded'`` and a ``reason``.
+Source images are only ever read, never written, moved or deleted.
 """
 
-import hashlib
-import random
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from PIL import Image, ImageOps, UnidentifiedImageError
-from tqdm.auto import tqdm
+from PIL import Image, ImageOps
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-MANIFEST_COLUMNS = ["path", "label", "split", "sha256", "width", "height", "status", "reason"]
-SPLITS = ("train", "val", "test")
 
 
 class DataError(ValueError):
     """The images given cannot make a dataset; the message says how to fix it."""
 
 
-def class_folders(data_dir: Path) -> list[Path]:
-    """The sub-folders of ``data_dir``, one per class, in a stable order."""
-    if not data_dir.is_dir():
-        raise DataError(f"Data folder {str(data_dir)!r} does not exist.")
-    folders = sorted(p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(folders) < 2:
-        raise DataError(
-            f"Data folder {str(data_dir)!r} has {len(folders)} class sub-folder(s); "
-            "put the images of each class in its own sub-folder (at least two classes)."
-        )
-    return folders
+def is_hidden(name: str) -> bool:
+    return name.startswith(".") or name.startswith("__")
+
+
+def walk_images(folder: Path) -> Iterator[Path]:
+    """Image files under ``folder`` at any depth, in a stable order, one at a time.
+
+    Hidden files and folders (``.name``) and files without an image extension are skipped.
+    """
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not is_hidden(d))
+        for name in sorted(files):
+            if not is_hidden(name) and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+                yield Path(root) / name
 
 
 def image_files(folder: Path) -> list[Path]:
-    """Image files under ``folder`` at any depth, hidden files skipped."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in IMAGE_EXTENSIONS
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
-
-
-def inspect_image(path: Path) -> dict[str, object]:
-    """Hash and check one file; never modifies it."""
-    data = path.read_bytes()
-    row: dict[str, object] = {"sha256": hashlib.sha256(data).hexdigest(), "width": 0, "height": 0}
-    if not data:
-        return {**row, "status": "excluded", "reason": "empty file"}
-    try:
-        with Image.open(path) as image:
-            image.load()
-            row.update(width=image.width, height=image.height)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        return {**row, "status": "excluded", "reason": f"unreadable image: {error}"}
-    return {**row, "status": "ok", "reason": ""}
-
-
-def scan_folder(data_dir: Path, max_per_class: int = 0, seed: int = 0) -> pd.DataFrame:
-    """Manifest of a folder with one sub-folder per class (split still empty)."""
-    rows = []
-    for folder in class_folders(data_dir):
-        files = image_files(folder)
-        if max_per_class:
-            files = sorted(random.Random(seed).sample(files, min(max_per_class, len(files))))
-        for path in tqdm(files, desc=f"checking {folder.name}", leave=False):
-            rows.append({"path": str(path), "label": folder.name, "split": "", **inspect_image(path)})
-    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
-    if manifest.empty:
-        raise DataError(
-            f"No images found under {str(data_dir)!r}; supported extensions: {', '.join(sorted(IMAGE_EXTENSIONS))}."
-        )
-    return manifest
-
-
-def split_manifest(manifest: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int = 0) -> pd.DataFrame:
-    """Stratified, seeded train/val/test split of the usable rows."""
-    manifest = manifest.copy()
-    usable = manifest[manifest.status == "ok"]
-    for label, rows in usable.groupby("label", sort=True):
-        if len(rows) < len(SPLITS):
-            raise DataError(
-                f"Class {label!r} has {len(rows)} usable image(s); each class needs at least "
-                f"{len(SPLITS)} (one per split). Add images or remove the class folder."
-            )
-        order = list(rows.sort_values("path").index)
-        random.Random(f"{seed}-{label}").shuffle(order)
-        n_test = max(1, round(len(order) * test_fraction))
-        n_val = max(1, round(len(order) * val_fraction))
-        n_val = min(n_val, len(order) - n_test - 1)
-        manifest.loc[order[:n_test], "split"] = "test"
-        manifest.loc[order[n_test : n_test + n_val], "split"] = "val"
-        manifest.loc[order[n_test + n_val :], "split"] = "train"
-    return manifest
+    return list(walk_images(folder))
 
 
 def open_rgb(path) -> Image.Image:

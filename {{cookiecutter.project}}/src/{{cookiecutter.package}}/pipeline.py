@@ -11,7 +11,7 @@ from .paths import project_root, resolve
 
 NOTEBOOKS = (
     "01_data_acquisition_and_understanding/01_acquire_data.ipynb",
-    "01_data_acquisition_and_understanding/02_explore_data.ipynb",
+    "01_data_acquisition_and_understanding/02_explore_and_review.ipynb",
     "02_modeling/01_linear_probe.ipynb",
     "02_modeling/02_fine_tune.ipynb",
     "02_modeling/03_evaluate.ipynb",

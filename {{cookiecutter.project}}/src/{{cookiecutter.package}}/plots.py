@@ -97,3 +97,44 @@ def training_curves(rows: list[dict[str, float]], best_epoch: int, path: Path | 
         ax.set(title=f"Fine-tuning: {metric} per epoch", xlabel="epoch", ylabel=metric)
         ax.legend()
     return save(fig, path)
+
+
+def thumbnail_rows(rows: list[tuple[str, list[tuple[str, str]]]], columns: int, title: str, path: Path | None):
+    """One row of thumbnails per (row title, [(image path, caption), ...])."""
+    fig, axes = plt.subplots(
+        max(1, len(rows)), columns, figsize=(1.8 * columns, 2.0 * max(1, len(rows))), squeeze=False
+    )
+    for ax_row, (row_title, images) in zip(axes, rows):
+        for ax, item in zip(ax_row, images + [None] * columns):
+            ax.axis("off")
+            if item is not None:
+                ax.imshow(load_image(item[0], 96))
+                ax.set_title(item[1], fontsize=7)
+        ax_row[0].text(-0.1, 0.5, row_title, transform=ax_row[0].transAxes, ha="right", va="center", fontsize=8)
+    if not rows:
+        axes[0, 0].text(0.5, 0.5, "none found", ha="center", va="center")
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def duplicate_groups(manifest: pd.DataFrame, max_groups: int = 8, per_group: int = 5, path: Path | None = None):
+    grouped = manifest[(manifest.status == "ok") & (manifest.dup_count > 1)]
+    biggest = grouped.dup_group.value_counts().index[:max_groups]
+    rows = [
+        (
+            group,
+            [
+                (r.path, f"{r.label} · {r.split}")
+                for r in grouped[grouped.dup_group == group].head(per_group).itertuples()
+            ],
+        )
+        for group in biggest
+    ]
+    return thumbnail_rows(rows, per_group, "Duplicate groups (label · split)", path)
+
+
+def label_errors(errors: pd.DataFrame, count: int = 12, columns: int = 6, path: Path | None = None):
+    top = errors.head(count)
+    items = [(r.path, f"{r.label}: p={r.label_probability:.2f}\nlooks {r.suggested_label}") for r in top.itertuples()]
+    rows = [(f"#{i + 1}", items[i : i + columns]) for i in range(0, len(items), columns)]
+    return thumbnail_rows(rows, columns, "Likely label errors (given label: its probability)", path)

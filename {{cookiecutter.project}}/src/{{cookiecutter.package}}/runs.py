@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .manifest import read_csv
 from .paths import resolve
 
 MANIFEST = "manifest.csv"
@@ -28,5 +29,5 @@ def read_manifest(run_dir: Path, usable_only: bool = True) -> pd.DataFrame:
     path = run_dir / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: run 01_acquire_data first with the same RUN_DIR.")
-    manifest = pd.read_csv(path, keep_default_na=False)
+    manifest = read_csv(path)
     return manifest[manifest.status == "ok"].reset_index(drop=True) if usable_only else manifest

@@ -1,0 +1,70 @@
+"""One file in, one row of facts out: content hash, a full decode, size, mode and a
+perceptual hash. Nothing is ever written; a file that cannot be used gets a reason.
+"""
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .data import to_rgb
+
+# Pillow warns above this many pixels; a larger image could be a decompression bomb.
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+HASH_SIZE = 16  # dhash of 16 x 16 = 256 bits
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dhash(image: Image.Image, hash_size: int = HASH_SIZE) -> str:
+    """Difference hash (the algorithm of ``imagehash.dhash``), as hex: is each pixel
+    brighter than its left neighbour on a (hash_size + 1) x hash_size grayscale thumbnail."""
+    gray = np.asarray(image.convert("L").resize((hash_size + 1, hash_size), Image.LANCZOS), dtype=np.int16)
+    return np.packbits(gray[:, 1:] > gray[:, :-1]).tobytes().hex()
+
+
+def check_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, hash_size: int = HASH_SIZE) -> dict:
+    """Facts about one file: sha256, dhash, width, height (EXIF orientation applied),
+    mode, and ``status`` ('ok' or 'excluded') with a ``reason``."""
+    row = {"sha256": "", "dhash": "", "width": 0, "height": 0, "mode": "", "status": "excluded", "reason": ""}
+    path = Path(path)
+    try:
+        row["sha256"] = sha256_file(path)
+    except FileNotFoundError:
+        return {**row, "reason": "file not found"}
+    except OSError as error:
+        return {**row, "reason": f"cannot read file: {error.strerror or error}"}
+    if path.stat().st_size == 0:
+        return {**row, "reason": "empty file (0 bytes)"}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                row["mode"] = image.mode
+                if image.width * image.height > max_pixels:
+                    return {**row, "reason": _too_large(image.width, image.height, max_pixels)}
+                image.load()
+                oriented = ImageOps.exif_transpose(image)
+                row.update(width=oriented.width, height=oriented.height, dhash=dhash(to_rgb(oriented), hash_size))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        return {**row, "reason": f"too large to decode safely: {error}"}
+    except UnidentifiedImageError:
+        return {**row, "reason": "not an image: no image format recognised in the file"}
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        return {**row, "reason": f"corrupt or truncated image: {error}"}
+    return {**row, "status": "ok"}
+
+
+def _too_large(width: int, height: int, max_pixels: int) -> str:
+    return (
+        f"too large to decode safely: {width}x{height} = {width * height:,} pixels is over "
+        f"MAX_PIXELS={max_pixels:,}; raise MAX_PIXELS if the file is trusted"
+    )

@@ -1,0 +1,57 @@
+"""``docs/data_report.md`` of a run, written from its manifest and results (TDSP data report)."""
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from .splits import split_counts
+
+
+def markdown_table(frame: pd.DataFrame, index: bool = False) -> str:
+    frame = frame.reset_index() if index else frame
+    if frame.empty:
+        return "_none_"
+    cells = [[str(v).replace("|", "\\|").replace("\n", " ") for v in row] for row in frame.itertuples(index=False)]
+    header = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
+
+
+def write_data_report(
+    run_dir: Path, manifest: pd.DataFrame, label_errors: pd.DataFrame | None = None, top: int = 20
+) -> Path:
+    """Sources, counts per class and split, every excluded file, duplicate groups, review actions."""
+    acquired = json.loads((run_dir / "results" / "01_acquire_data.json").read_text())
+    excluded = manifest[manifest.status != "ok"]
+    grouped = manifest[(manifest.status == "ok") & (manifest.dup_count > 1)]
+    groups = grouped.groupby("dup_group").agg(
+        images=("path", "size"), labels=("label", lambda s: ", ".join(sorted(set(s)))), split=("split", "first")
+    )
+    reviewed = manifest[manifest.review != ""]
+    sections = [
+        f"# Data report\n\nWritten by `02_explore_and_review` on {datetime.now():%Y-%m-%d %H:%M} from `{run_dir}`.",
+        "## Sources\n\n" + markdown_table(pd.DataFrame([acquired["source"]])),
+        f"{len(manifest)} files found, {int((manifest.status == 'ok').sum())} usable, {len(excluded)} excluded.",
+        "## Images per class and split\n\n" + markdown_table(split_counts(manifest), index=True),
+        "![class counts](../figures/class_counts.png)",
+        "## Splits\n\n" + acquired["split_rule"],
+        f"## Excluded files ({len(excluded)})\n\nSource files are never changed; these are only left out.\n\n"
+        + markdown_table(excluded[["path", "label", "reason"]]),
+        f"## Duplicate groups ({len(groups)})\n\n" + acquired["duplicate_rule"] + "\n\n" + markdown_table(groups, True),
+        "![duplicate groups](../figures/duplicate_groups.png)" if len(groups) else "",
+        f"## Label review: actions applied ({len(reviewed)})\n\nFrom `{acquired['labels_review']}`.\n\n"
+        + markdown_table(reviewed[["path", "review"]]),
+    ]
+    if label_errors is not None:
+        sections.append(
+            f"## Likely label errors (top {top})\n\nOut-of-fold probability of the given label from a "
+            "cross-validated linear probe; full list in `label_errors.csv`. To act on one, copy its line to the "
+            "labels review file with action `relabel` (and `new_label`) or `exclude`, then re-run.\n\n"
+            + markdown_table(label_errors.head(top)[["path", "label", "label_probability", "suggested_label"]])
+        )
+    path = run_dir / "docs" / "data_report.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(s for s in sections if s) + "\n", encoding="utf-8")
+    return path

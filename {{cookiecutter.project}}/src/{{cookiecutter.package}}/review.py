@@ -1,0 +1,110 @@
+"""Label review: find likely label errors, and apply the corrections a person made.
+
+Likely errors are images whose given label gets a low out-of-fold probability from a
+cross-validated linear probe on pretrained features (folds never split a duplicate
+group). Corrections live in a CSV the user edits, ``labels_review.csv``:
+
+    path,action,new_label,note
+    defective/cell0042.png,relabel,functional,no crack visible
+    functional/cell0107.png,exclude,,two cells in one image
+
+``path`` is as in the manifest, or relative to the data source.
+"""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from .data import DataError
+from .probe import make_probe
+
+ACTIONS = ("relabel", "exclude")
+REVIEW_COLUMNS = ["path", "action", "new_label", "note"]
+
+
+def read_review(path: Path) -> pd.DataFrame:
+    """The corrections in ``path`` (none when the file does not exist), checked line by line."""
+    if not path.is_file():
+        return pd.DataFrame(columns=REVIEW_COLUMNS)
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    if rows and not {"path", "action"} <= set(rows[0]):
+        raise DataError(f"{path} needs the columns {','.join(REVIEW_COLUMNS)}; it has {','.join(rows[0])}.")
+    for line, row in enumerate(rows, start=2):
+        action = (row.get("action") or "").strip().lower()
+        if action not in ACTIONS:
+            raise DataError(f"{path} line {line}: action {action!r} must be one of {', '.join(ACTIONS)}.")
+        if action == "relabel" and not (row.get("new_label") or "").strip():
+            raise DataError(f"{path} line {line}: 'relabel' needs the new label in the new_label column.")
+    frame = pd.DataFrame(rows, columns=REVIEW_COLUMNS).fillna("")
+    return frame.apply(lambda column: column.str.strip()).assign(action=lambda f: f.action.str.lower())
+
+
+def apply_review(
+    manifest: pd.DataFrame, review: pd.DataFrame, source_root: Path, review_file: str = ""
+) -> pd.DataFrame:
+    """Relabel or exclude the rows the review names; the ``review`` column says what was done."""
+    manifest = manifest.copy()
+    manifest["review"] = ""
+    index = {p: i for i, p in manifest.path.items()}
+    index.update({o: i for i, o in manifest.origin.items()} if "origin" in manifest else {})
+    for line, row in enumerate(review.itertuples(index=False), start=2):
+        i = _find(index, row.path, source_root)
+        if i is None:
+            raise DataError(
+                f"{review_file or 'labels review'} line {line}: {row.path!r} is not in the data; "
+                "fix the path (as in manifest.csv, or relative to the data folder) or delete the line."
+            )
+        note = f" ({row.note})" if row.note else ""
+        if row.action == "relabel":
+            manifest.loc[i, "review"] = f"relabelled {manifest.loc[i, 'label']} -> {row.new_label}{note}"
+            manifest.loc[i, "label"] = row.new_label
+        else:
+            manifest.loc[i, "review"] = f"excluded{note}"
+            if manifest.loc[i, "status"] == "ok":
+                manifest.loc[i, ["status", "reason"]] = ["excluded", f"excluded in label review{note}"]
+    return manifest
+
+
+def _find(index: dict[str, int], path: str, source_root: Path) -> int | None:
+    for candidate in (path, str(source_root / path), str((source_root / path).resolve())):
+        if candidate in index:
+            return index[candidate]
+    return None
+
+
+def out_of_fold_probabilities(
+    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int = 5, c: float = 0.1, seed: int = 0
+) -> tuple[np.ndarray, list[str]]:
+    """P(class | image) for every image from a probe that never saw it (nor its duplicates)."""
+    classes = sorted(set(labels))
+    y = np.searchsorted(classes, labels)
+    folds = min(folds, int(np.bincount(y).min()))
+    if folds < 2:
+        raise DataError("Label review needs at least 2 images of every class; add images or skip the review.")
+    probabilities = np.zeros((len(y), len(classes)))
+    for train, held_out in StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(features, y, groups):
+        probe = make_probe(c, seed).fit(features[train], y[train])
+        probabilities[np.ix_(held_out, probe.classes_)] = probe.predict_proba(features[held_out])
+    return probabilities, classes
+
+
+def likely_label_errors(rows: pd.DataFrame, probabilities: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """Rows ranked by the probability of their given label, lowest (most suspicious) first."""
+    given = probabilities[np.arange(len(rows)), np.searchsorted(classes, rows.label)]
+    table = pd.DataFrame(
+        {
+            "path": rows.path.to_numpy(),
+            "label": rows.label.to_numpy(),
+            "label_probability": given.round(4),
+            "suggested_label": np.asarray(classes)[probabilities.argmax(1)],
+            "suggested_probability": probabilities.max(1).round(4),
+            "action": "",
+            "new_label": "",
+            "note": "",
+        }
+    )
+    return table.sort_values("label_probability", kind="stable").reset_index(drop=True)

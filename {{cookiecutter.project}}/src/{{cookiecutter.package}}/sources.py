@@ -1,0 +1,135 @@
+"""Where images come from: each source yields rows of (path, label, given_split, origin).
+
+* a folder with one sub-folder per class (images at any depth inside it), optionally
+  already split into ``train/``, ``val/`` (``valid/``, ``validation/``) and ``test/``;
+* a CSV manifest ``path,label[,split]`` with paths relative to the CSV;
+* a URL list (CSV or TSV of ``url,label``), downloaded once into a local folder;
+* a bundled sample, written out as a folder (see ``samples``).
+"""
+
+import csv
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .data import DataError, is_hidden, walk_images
+
+SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # folder | csv | urls
+    location: Path
+
+
+def detect(location: Path) -> Source:
+    """Which kind of source ``location`` is; a clear error when it is none of them."""
+    if location.is_dir():
+        return Source("folder", location)
+    if not location.is_file():
+        raise DataError(
+            f"Data source {str(location)!r} does not exist. Set DATA_DIR (or --data-dir) to a folder with one "
+            "sub-folder of images per class, a CSV manifest (path,label[,split]) or a URL list (url,label)."
+        )
+    header = _first_row(location)
+    first = header[0].strip().lower() if header else ""
+    if first == "url" or first.startswith(("http://", "https://")):
+        return Source("urls", location)
+    if "path" in [h.strip().lower() for h in header] and "label" in [h.strip().lower() for h in header]:
+        return Source("csv", location)
+    raise DataError(
+        f"{str(location)!r} is neither a CSV manifest (header 'path,label[,split]') nor a URL list "
+        f"(header 'url,label', or rows starting with http:// or https://); its first line reads {header!r}."
+    )
+
+
+def rows(source: Source, download_dir: Path, workers: int = 8) -> Iterable[dict]:
+    """The source's rows; a URL list is downloaded into ``download_dir`` first."""
+    if source.kind == "folder":
+        return folder_rows(source.location)
+    if source.kind == "csv":
+        return csv_rows(source.location)
+    from .download import download_all
+
+    return download_all(url_entries(source.location), download_dir, workers=workers)
+
+
+def _first_row(path: Path) -> list[str]:
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        line = f.readline()
+    return next(csv.reader([line], delimiter=_delimiter(path, line)), [])
+
+
+def _delimiter(path: Path, first_line: str) -> str:
+    return "\t" if path.suffix.lower() == ".tsv" or "\t" in first_line else ","
+
+
+def visible_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not is_hidden(p.name))
+
+
+def folder_rows(root: Path) -> Iterator[dict]:
+    """Rows for a folder of class folders, or of split folders holding class folders."""
+    folders = visible_dirs(root)
+    split_dirs = [d for d in folders if d.name.lower() in SPLIT_FOLDERS]
+    if split_dirs:
+        others = [d.name for d in folders if d not in split_dirs]
+        if others:
+            raise DataError(
+                f"{str(root)!r} mixes split folders ({', '.join(d.name for d in split_dirs)}) with other folders "
+                f"({', '.join(others)}): put every class folder inside train/, val/ or test/, "
+                "or remove the split folders."
+            )
+        for split_dir in split_dirs:
+            for class_dir in visible_dirs(split_dir):
+                yield from _class_rows(class_dir, SPLIT_FOLDERS[split_dir.name.lower()])
+        return
+    if len(folders) < 2:
+        raise DataError(
+            f"Data folder {str(root)!r} has {len(folders)} class sub-folder(s); "
+            "put the images of each class in its own sub-folder (at least two classes)."
+        )
+    for class_dir in folders:
+        yield from _class_rows(class_dir, "")
+
+
+def _class_rows(class_dir: Path, split: str) -> Iterator[dict]:
+    root = class_dir.parent.parent if split else class_dir.parent
+    for path in walk_images(class_dir):
+        yield {"path": str(path), "label": class_dir.name, "given_split": split, "origin": str(path.relative_to(root))}
+
+
+def csv_rows(manifest: Path) -> Iterator[dict]:
+    """Rows of a CSV manifest; paths are relative to the CSV's folder unless absolute."""
+    with manifest.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
+        for line, row in enumerate(reader, start=2):
+            path, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
+            if not path or not label:
+                raise DataError(f"{manifest} line {line}: 'path' and 'label' must both be filled in.")
+            split = (row.get("split") or "").strip().lower()
+            if split and split not in SPLIT_FOLDERS:
+                raise DataError(
+                    f"{manifest} line {line}: split {split!r} is not one of train, val, test (or leave it empty)."
+                )
+            full = Path(path) if Path(path).is_absolute() else manifest.parent / path
+            yield {"path": str(full), "label": label, "given_split": SPLIT_FOLDERS.get(split, ""), "origin": path}
+
+
+def url_entries(url_list: Path) -> list[tuple[str, str]]:
+    """(url, label) pairs of a CSV or TSV URL list, header optional."""
+    with url_list.open(newline="", encoding="utf-8-sig") as f:
+        text = f.read()
+    delimiter = _delimiter(url_list, text.partition("\n")[0])
+    entries = []
+    for line, row in enumerate(csv.reader(text.splitlines(), delimiter=delimiter), start=1):
+        if not row or not "".join(row).strip() or (line == 1 and row[0].strip().lower() == "url"):
+            continue
+        if len(row) < 2 or not row[1].strip():
+            raise DataError(f"{url_list} line {line}: expected 'url{delimiter}label', got {row!r}.")
+        entries.append((row[0].strip(), row[1].strip()))
+    if not entries:
+        raise DataError(f"{url_list} lists no URLs.")
+    return entries

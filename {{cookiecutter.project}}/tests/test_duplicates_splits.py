@@ -1,0 +1,106 @@
+"""Duplicate groups never straddle splits; splits are stratified, seeded and stable."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import build_manifest, stripes, write_messy_dataset
+
+from {{ cookiecutter.package }}.data import DataError
+from {{ cookiecutter.package }}.duplicates import drop_duplicates, near_pairs
+from {{ cookiecutter.package }}.splits import assign_splits
+
+
+def write_class(folder, count, seed, horizontal=True):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        stripes(horizontal, 32, rng).save(folder / f"{seed}_{i:03d}.png")
+
+
+def row_split(manifest):
+    return dict(zip(manifest.path, manifest.split))
+
+
+def test_near_pairs_finds_exactly_the_pairs_within_the_distance():
+    rng = np.random.default_rng(0)
+    hashes = rng.integers(0, 256, (300, 32), dtype=np.uint8)
+    hashes[7] = hashes[3] ^ np.eye(32, dtype=np.uint8)[0] * 0b111  # 3 bits apart
+    hashes[9] = hashes[3]
+    bits = np.unpackbits(hashes, axis=1).astype(int)
+    brute = {(i, j) for i in range(300) for j in range(i + 1, 300) if np.abs(bits[i] - bits[j]).sum() <= 4}
+    assert near_pairs(hashes, 4) == brute == {(3, 7), (3, 9), (7, 9)}
+    assert near_pairs(hashes, 2) == {(3, 9)}
+
+
+def test_exact_and_near_copies_group_and_share_a_split(tmp_path):
+    files = write_messy_dataset(tmp_path)
+    manifest = build_manifest(tmp_path).set_index("path")
+    trio = [str(files[k]) for k in ("non_ascii", "exact_copy", "near_copy")]
+    assert manifest.loc[trio, "dup_group"].nunique() == 1 and (manifest.loc[trio, "dup_count"] == 3).all()
+    assert manifest.loc[trio, "split"].nunique() == 1
+    others = manifest[(manifest.status == "ok") & ~manifest.index.isin(trio)]
+    assert (others.dup_count == 1).all(), "no stripes image is grouped by accident"
+    exact_only = build_manifest(tmp_path, duplicate_distance=-1).set_index("path")
+    assert exact_only.loc[trio, "dup_count"].tolist() == [2, 2, 1]
+
+
+def test_drop_duplicates_keeps_one_per_group_and_names_it(tmp_path):
+    files = write_messy_dataset(tmp_path)
+    dropped = drop_duplicates(build_manifest(tmp_path)).set_index("path")
+    trio = dropped.loc[[str(files[k]) for k in ("non_ascii", "exact_copy", "near_copy")]]
+    assert (trio.status == "ok").sum() == 1
+    kept = trio.index[trio.status == "ok"][0]
+    assert (trio[trio.status == "excluded"].reason == f"duplicate of {kept}").all()
+
+
+def test_splits_are_stratified_seeded_and_stable_when_images_are_added(tmp_path):
+    write_class(tmp_path / "a", 150, seed=1)
+    write_class(tmp_path / "b", 80, seed=2, horizontal=False)
+    first = build_manifest(tmp_path, 0.2, 0.3, seed=0)
+    assert row_split(first) == row_split(build_manifest(tmp_path, 0.2, 0.3, seed=0))
+    assert row_split(first) != row_split(build_manifest(tmp_path, 0.2, 0.3, seed=1))
+    shares = first.groupby("label").split.value_counts(normalize=True).unstack()
+    assert np.allclose(shares["test"], 0.3, atol=0.12) and np.allclose(shares["val"], 0.2, atol=0.12)
+    write_class(tmp_path / "a", 40, seed=3)
+    write_class(tmp_path / "c", 30, seed=4, horizontal=False)
+    grown = row_split(build_manifest(tmp_path, 0.2, 0.3, seed=0))
+    assert len(grown) == 150 + 80 + 40 + 30
+    assert {p: grown[p] for p in row_split(first)} == row_split(first), "existing images kept their split"
+
+
+def frame(rows):
+    """Manifest rows (path, label, dup_group, given_split) that are all usable."""
+    return pd.DataFrame(rows, columns=["path", "label", "dup_group", "given_split"]).assign(status="ok", reason="")
+
+
+def test_given_splits_are_kept_and_val_becomes_test_when_there_is_no_test():
+    rows = [(f"{s}/{c}/{i}", c, f"{s}{c}{i}", s) for s in ("train", "val") for c in "xy" for i in range(20)]
+    manifest = assign_splits(frame(rows), 0.15, 0.25, seed=0)
+    given_val = manifest[manifest.given_split == "val"]
+    assert (given_val.split == "test").all()
+    carved = manifest[manifest.given_split == "train"].split.value_counts()
+    assert set(carved.index) == {"train", "val"} and carved["val"] >= 2
+    with_test = frame(rows + [(f"test/{c}/{i}", c, f"t{c}{i}", "test") for c in "xy" for i in range(5)])
+    kept = assign_splits(with_test, 0.15, 0.25, seed=0)
+    assert (kept.split == kept.given_split).all(), "train, val and test given: nothing is carved or moved"
+
+
+def test_a_duplicate_across_given_splits_stays_held_out_and_the_copy_is_excluded():
+    rows = [(f"train/x/{i}", "x", f"g{i}", "train") for i in range(10)]
+    rows += [(f"test/x/{i}", "x", f"h{i}", "test") for i in range(3)]
+    rows[0] = ("train/x/0", "x", "h0", "train")  # the same picture as test/x/0
+    manifest = assign_splits(frame(rows), 0.2, 0.25, seed=0).set_index("path")
+    assert manifest.loc["test/x/0", ["split", "status"]].tolist() == ["test", "ok"]
+    assert manifest.loc["train/x/0", "status"] == "excluded"
+    assert "duplicate of an image in the test split" in manifest.loc["train/x/0", "reason"]
+
+
+def test_every_class_gets_every_split_and_a_tiny_class_is_named():
+    rows = [(f"a/{i}", "a", f"a{i}", "") for i in range(40)] + [(f"b/{i}", "b", f"b{i}", "") for i in range(3)]
+    for seed in range(10):
+        manifest = assign_splits(frame(rows), 0.15, 0.25, seed=seed)
+        assert set(manifest[manifest.label == "b"].split) == {"train", "val", "test"}, seed
+    rows += [(f"c/{i}", "c", "c-all-copies", "") for i in range(5)]
+    with pytest.raises(DataError, match=r"Class 'c' has 5 usable image\(s\) in 1 distinct group"):
+        assign_splits(frame(rows), 0.15, 0.25)
+
