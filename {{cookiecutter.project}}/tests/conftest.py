@@ -38,7 +38,7 @@ def smooth_photo(size: int, rng: np.random.Generator) -> Image.Image:
     return small.resize((size, size), Image.BICUBIC)
 
 
-def write_stripes_dataset(root: Path, per_class: int = 10, size: int = 32, seed: int = 0) -> Path:
+def write_stripes_dataset(root: Path, per_class: int = 12, size: int = 32, seed: int = 0) -> Path:
     """``root/horizontal`` and ``root/vertical``, PNG and JPEG files mixed."""
     rng = np.random.default_rng(seed)
     for label in ("horizontal", "vertical"):

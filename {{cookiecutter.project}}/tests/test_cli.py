@@ -25,7 +25,7 @@ def test_score_writes_csv(exported_model, tiny_images, tmp_path):
         "score", "--model", str(exported_model), "--input", str(tiny_images), "--output", str(tmp_path / "s.csv")
     )
     assert result.returncode == 0, result.stderr
-    assert len((tmp_path / "s.csv").read_text().splitlines()) == 21
+    assert len((tmp_path / "s.csv").read_text().splitlines()) == 25
 
 
 def test_score_with_a_missing_model_says_what_to_pass(tmp_path, tiny_images):

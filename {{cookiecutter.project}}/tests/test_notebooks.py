@@ -32,6 +32,9 @@ def smoke_run(tiny_images, tmp_path_factory):
         "smoke",
         "--out",
         str(out),
+        "-p",
+        "VAL_FRACTION",
+        "0.3",  # a validation split big enough to judge on 24 images
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -60,7 +63,7 @@ def test_pipeline_writes_what_the_contract_names(smoke_run):
     ):
         assert key in metrics, key
     assert metrics["classes"] == ["horizontal", "vertical"]
-    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 20
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 24
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     assert {p.name for p in (out / "model").iterdir()} >= {"model.onnx", "model.json", "MODEL_CARD.md"}
     assert set(metrics["candidates"]) == {"linear_probe", "fine_tuned"}
@@ -76,9 +79,15 @@ def test_each_notebook_recorded_its_results(smoke_run):
     assert results["02_batch_score"]["n_scored"] == json.loads((out / "metrics.json").read_text())["n_test"]
     assert results["03_web_service"]["answer"]["label"] in ("horizontal", "vertical")
     assert results["02_fine_tune"]["best_epoch"] == 1
+    assert results["02_explore_and_review"]["n_reviewed_by_probe"] == results["01_acquire_data"]["split_counts"].get(
+        "train", 0
+    ) + results["01_acquire_data"]["split_counts"].get("val", 0)
+    assert (out / "docs" / "data_report.md").is_file() and (out / "label_errors.csv").is_file()
     for figure in (
         "class_counts",
         "sample_grid",
+        "duplicate_groups",
+        "label_errors",
         "validation_curve",
         "training_curves",
         "roc_curve",

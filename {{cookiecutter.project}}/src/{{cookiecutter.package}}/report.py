@@ -32,7 +32,7 @@ def write_data_report(
     reviewed = manifest[manifest.review != ""]
     sections = [
         f"# Data report\n\nWritten by `02_explore_and_review` on {datetime.now():%Y-%m-%d %H:%M} from `{run_dir}`.",
-        "## Sources\n\n" + markdown_table(pd.DataFrame([acquired["source"]])),
+        f"## Sources\n\n{acquired['source']}",
         f"{len(manifest)} files found, {int((manifest.status == 'ok').sum())} usable, {len(excluded)} excluded.",
         "## Images per class and split\n\n" + markdown_table(split_counts(manifest), index=True),
         "![class counts](../figures/class_counts.png)",
