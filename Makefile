@@ -5,7 +5,7 @@ DEMO_PROJECT := $(DEMO_DIR)/solar-cell-inspection
 DEMO_PACKAGE := solar_cell_inspection
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test demo lint clean
+.PHONY: help venv test demo bench lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
@@ -24,9 +24,12 @@ demo: venv ## bake the default project and run its pipeline on ELPV (demo profil
 	@echo "Metrics:            $(DEMO_PROJECT)/runs/demo/metrics.json"
 	@echo "Executed notebooks: $(DEMO_PROJECT)/runs/demo/notebooks/"
 
+bench: venv ## ingestion benchmark: manifest building on 20,000 JPEGs against a plain PIL loop
+	$(PY) bench/ingest.py
+
 lint: venv ## ruff on the template's own Python (hooks, tests)
-	.venv/bin/ruff check hooks tests
-	.venv/bin/ruff format --check hooks tests
+	.venv/bin/ruff check hooks tests bench
+	.venv/bin/ruff format --check hooks tests bench
 
 clean: ## remove baked projects and caches (the cached environment stays)
 	rm -rf build .pytest_cache .ruff_cache

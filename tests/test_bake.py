@@ -34,20 +34,26 @@ COMMON = {
     "tests/conftest.py",
     "tests/test_cli.py",
     "tests/test_config.py",
+    "tests/test_acquisition_pipeline.py",
     "tests/test_data.py",
+    "tests/test_download.py",
+    "tests/test_duplicates_splits.py",
     "tests/test_export_predict.py",
     "tests/test_model_train.py",
     "tests/test_notebooks.py",
     "tests/test_probe.py",
+    "tests/test_review.py",
     "tests/test_samples.py",
     "tests/test_serve.py",
+    "tests/test_sources.py",
 }
-MODULES = {
-    "__init__.py", "__main__.py", "augment.py", "backbones.py", "cli.py", "config.py", "data.py", "evaluate.py", "export.py",
-    "features.py", "model.py", "onnx_io.py", "paths.py", "pipeline.py", "plots.py", "predict.py", "probe.py",
-    "runs.py", "serve.py", "train.py", "samples/__init__.py", "checks.py", "download.py", "duplicates.py",
-    "manifest.py", "report.py", "review.py", "sources.py", "splits.py",
-}
+MODULES = set(
+    """
+    __init__.py __main__.py augment.py backbones.py checks.py cli.py config.py data.py download.py duplicates.py
+    evaluate.py export.py features.py manifest.py model.py onnx_io.py paths.py pipeline.py plots.py predict.py
+    probe.py report.py review.py runs.py samples/__init__.py serve.py sources.py splits.py train.py
+    """.split()
+)
 
 
 def expected_files(package: str, samples: set[str], license_file: bool = True) -> set[str]:

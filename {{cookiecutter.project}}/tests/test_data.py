@@ -50,7 +50,8 @@ def test_a_missing_file_is_excluded_not_fatal(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("name", "mode"), [("cmyk", "CMYK"), ("sixteen_bit", "I;16"), ("rgba", "RGBA"), ("palette", "P"), ("non_ascii", "RGB")]
+    ("name", "mode"),
+    [("cmyk", "CMYK"), ("sixteen_bit", "I;16"), ("rgba", "RGBA"), ("palette", "P"), ("non_ascii", "RGB")],
 )
 def test_awkward_but_valid_images_are_usable(messy, name, mode):
     row = check_image(messy[1][name])

@@ -103,4 +103,3 @@ def test_every_class_gets_every_split_and_a_tiny_class_is_named():
     rows += [(f"c/{i}", "c", "c-all-copies", "") for i in range(5)]
     with pytest.raises(DataError, match=r"Class 'c' has 5 usable image\(s\) in 1 distinct group"):
         assign_splits(frame(rows), 0.15, 0.25)
-

@@ -15,9 +15,7 @@ def manifest_of(paths, labels):
 def test_corrections_relabel_and_exclude(tmp_path):
     review_file = tmp_path / "labels_review.csv"
     review_file.write_text(
-        "path,action,new_label,note\n"
-        f"{tmp_path}/cat/1.png,relabel,dog,ears say dog\n"
-        "cat/2.png, Exclude ,,blurred\n"
+        f"path,action,new_label,note\n{tmp_path}/cat/1.png,relabel,dog,ears say dog\ncat/2.png, Exclude ,,blurred\n"
     )
     paths = [f"{tmp_path}/cat/{i}.png" for i in range(3)]
     manifest = manifest_of(paths, ["cat"] * 3).assign(origin=[f"cat/{i}.png" for i in range(3)])

@@ -54,7 +54,9 @@ def test_csv_manifest_paths_are_relative_to_the_csv(tmp_path):
     images(tmp_path / "pics", 3)
     manifest = tmp_path / "lists" / "labels.csv"
     manifest.parent.mkdir()
-    manifest.write_text("path,label,split\n../pics/img_0.png,cat,train\n../pics/img_1.png,dog,Valid\n../pics/img_2.png,dog,\n")
+    manifest.write_text(
+        "path,label,split\n../pics/img_0.png,cat,train\n../pics/img_1.png,dog,Valid\n../pics/img_2.png,dog,\n"
+    )
     assert sources.detect(manifest).kind == "csv"
     rows = list(sources.csv_rows(manifest))
     assert [r["label"] for r in rows] == ["cat", "dog", "dog"]
@@ -64,7 +66,10 @@ def test_csv_manifest_paths_are_relative_to_the_csv(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("path,label\na.png,\n", "line 2: 'path' and 'label'"), ("path,label,split\na.png,cat,holdout\n", "line 2: split")],
+    [
+        ("path,label\na.png,\n", "line 2: 'path' and 'label'"),
+        ("path,label,split\na.png,cat,holdout\n", "line 2: split"),
+    ],
 )
 def test_csv_manifest_errors_name_the_line(tmp_path, text, message):
     manifest = tmp_path / "labels.csv"
