@@ -30,6 +30,10 @@ def test_bad_probe_settings_name_the_parameter(kwargs, message):
         ({"val_fraction": 0.5, "test_fraction": 0.5}, "leaves no training images"),
         ({"max_per_class": -1}, "MAX_PER_CLASS"),
         ({"sample": ""}, "DATA_DIR"),
+        ({"duplicate_distance": 99}, "DUPLICATE_DISTANCE=99 must be -1"),
+        ({"drop_duplicates": "yes"}, "DROP_DUPLICATES='yes' must be True or False"),
+        ({"max_pixels": 0}, "MAX_PIXELS=0"),
+        ({"workers": -2}, "WORKERS=-2"),
     ],
 )
 def test_bad_data_settings_name_the_parameter(kwargs, message):

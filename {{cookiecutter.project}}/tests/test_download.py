@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
+from {{ cookiecutter.package }} import sources
 from {{ cookiecutter.package }}.download import INDEX, download_all
 from {{ cookiecutter.package }}.manifest import check_rows
 
@@ -94,3 +95,12 @@ def test_downloads_skip_broken_urls_and_never_fetch_twice(tmp_path, server):
     same = [r["path"] for r in again if r["origin"].endswith(("/red.png", "/red-again.png"))]
     assert len(set(same)) == 1, "the same content is stored once"
     assert (tmp_path / INDEX).is_file() and not list(tmp_path.rglob("*.part"))
+
+
+def test_a_url_list_file_is_a_source_like_any_other(tmp_path, server):
+    url_list = tmp_path / "urls.tsv"
+    url_list.write_text(f"url\tlabel\n{server}/red.png\twarm\n{server}/gone.png\twarm\n{server}/blue\tcool\n")
+    source = sources.detect(url_list)
+    rows = list(check_rows(sources.rows(source, tmp_path / "downloads"), workers=1))
+    assert [(r["label"], r["status"]) for r in rows] == [("warm", "ok"), ("warm", "excluded"), ("cool", "ok")]
+    assert rows[0]["path"].startswith(str(tmp_path / "downloads" / "warm"))

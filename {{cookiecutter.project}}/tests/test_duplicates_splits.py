@@ -103,3 +103,15 @@ def test_every_class_gets_every_split_and_a_tiny_class_is_named():
     rows += [(f"c/{i}", "c", "c-all-copies", "") for i in range(5)]
     with pytest.raises(DataError, match=r"Class 'c' has 5 usable image\(s\) in 1 distinct group"):
         assign_splits(frame(rows), 0.15, 0.25)
+
+
+def test_a_folder_split_into_train_and_val_is_honoured(tmp_path):
+    for label, horizontal in (("across", True), ("down", False)):
+        write_class(tmp_path / "train" / label, 30, seed=10 + horizontal, horizontal=horizontal)
+        write_class(tmp_path / "val" / label, 6, seed=20 + horizontal, horizontal=horizontal)
+    manifest = build_manifest(tmp_path, 0.15, 0.25)
+    from_val = manifest[manifest.path.str.contains("/val/")]
+    from_train = manifest[manifest.path.str.contains("/train/")]
+    assert (from_val.split == "test").all(), "with no test/ folder, the given val/ is the held-out test"
+    assert set(from_train.split) == {"train", "val"}, "validation is carved from train/"
+    assert 0.1 < (from_train.split == "val").mean() < 0.35

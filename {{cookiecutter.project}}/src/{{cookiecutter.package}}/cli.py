@@ -12,7 +12,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     pipeline = commands.add_parser("pipeline", help="run every notebook in batch (papermill)")
-    pipeline.add_argument("--data-dir", help="folder with one sub-folder of images per class (default: bundled sample)")
+    pipeline.add_argument(
+        "--data-dir",
+        help="folder of class folders, CSV manifest (path,label) or URL list (url,label); default: bundled sample",
+    )
     pipeline.add_argument("--profile", default="demo", choices=list(PROFILES), help="run size (default: demo)")
     pipeline.add_argument("--out", help="run folder (default: runs/<timestamp>-<profile>)")
     pipeline.add_argument(

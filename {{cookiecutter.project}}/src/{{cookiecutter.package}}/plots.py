@@ -102,7 +102,11 @@ def training_curves(rows: list[dict[str, float]], best_epoch: int, path: Path | 
 def thumbnail_rows(rows: list[tuple[str, list[tuple[str, str]]]], columns: int, title: str, path: Path | None):
     """One row of thumbnails per (row title, [(image path, caption), ...])."""
     fig, axes = plt.subplots(
-        max(1, len(rows)), columns, figsize=(1.8 * columns, 2.0 * max(1, len(rows))), squeeze=False
+        max(1, len(rows)),
+        columns,
+        figsize=(1.8 * columns, 2.0 * max(1, len(rows))),
+        squeeze=False,
+        layout="constrained",
     )
     for ax_row, (row_title, images) in zip(axes, rows):
         for ax, item in zip(ax_row, images + [None] * columns):
@@ -135,6 +139,6 @@ def duplicate_groups(manifest: pd.DataFrame, max_groups: int = 8, per_group: int
 
 def label_errors(errors: pd.DataFrame, count: int = 12, columns: int = 6, path: Path | None = None):
     top = errors.head(count)
-    items = [(r.path, f"{r.label}: p={r.label_probability:.2f}\nlooks {r.suggested_label}") for r in top.itertuples()]
+    items = [(r.path, f"{r.label}: p={r.label_probability:.3f}\nlooks {r.suggested_label}") for r in top.itertuples()]
     rows = [(f"#{i + 1}", items[i : i + columns]) for i in range(0, len(items), columns)]
     return thumbnail_rows(rows, columns, "Likely label errors (given label: its probability)", path)

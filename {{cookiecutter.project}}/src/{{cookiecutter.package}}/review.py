@@ -77,7 +77,7 @@ def _find(index: dict[str, int], path: str, source_root: Path) -> int | None:
 
 
 def out_of_fold_probabilities(
-    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int = 5, c: float = 0.1, seed: int = 0
+    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int = 5, c: float = 0.01, seed: int = 0
 ) -> tuple[np.ndarray, list[str]]:
     """P(class | image) for every image from a probe that never saw it (nor its duplicates)."""
     classes = sorted(set(labels))
