@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from {{ cookiecutter.package }}.probe import fit_probe, make_probe, to_linear
+from {{ cookiecutter.package }}.probe import fit_probe, logits, make_probe, probabilities, to_linear
 
 
 def blobs(n_classes: int, n: int = 60, dim: int = 5, seed: int = 0):
@@ -29,3 +29,19 @@ def test_c_is_chosen_by_validation_accuracy():
     assert result.val_accuracy == max(accuracies)
     assert result.best_c == result.curve[accuracies.index(max(accuracies))]["C"]
     assert result.pipeline.named_steps["logisticregression"].C == result.best_c
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_folded_linear_svm_gives_the_same_scores_and_predictions(n_classes):
+    x, y = blobs(n_classes)
+    svm = make_probe(0.1, classifier="linear_svm").fit(x, y)
+    with torch.inference_mode():
+        folded = to_linear(svm)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(folded, logits(svm, x), atol=1e-4)
+    assert (folded.argmax(1) == svm.predict(x)).all()
+    assert np.allclose(probabilities(svm, x).sum(1), 1)
+
+
+def test_unknown_classifier_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="Invalid classifier 'forest'. Only logistic_regression, linear_svm"):
+        make_probe(1.0, classifier="forest")

