@@ -39,6 +39,7 @@ COMMON = {
     "tests/test_download.py",
     "tests/test_duplicates_splits.py",
     "tests/test_export_predict.py",
+    "tests/test_features.py",
     "tests/test_model_train.py",
     "tests/test_notebooks.py",
     "tests/test_probe.py",
@@ -46,10 +47,12 @@ COMMON = {
     "tests/test_samples.py",
     "tests/test_serve.py",
     "tests/test_sources.py",
+    "tests/test_training_runs.py",
 }
 MODULES = set(
     """
-    __init__.py __main__.py augment.py backbones.py checks.py cli.py config.py data.py download.py duplicates.py
+    __init__.py __main__.py augment.py backbones.py checks.py cli.py config.py data.py distributed.py download.py
+    duplicates.py
     evaluate.py export.py features.py manifest.py model.py onnx_io.py paths.py pipeline.py plots.py predict.py
     probe.py report.py review.py runs.py samples/__init__.py serve.py sources.py splits.py train.py
     """.split()
@@ -133,3 +136,9 @@ def test_ruff_passes_on_the_baked_project(default_project):
     for args in (["check", "."], ["format", "--check", "."]):
         result = subprocess.run([str(ruff), *args], cwd=default_project, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_bundled_non_default_backbone_is_the_notebooks_default(tmp_path):
+    project = bake(tmp_path, backbone="efficientnet_lite2")
+    for notebook in ("02_modeling/01_linear_probe.ipynb", "02_modeling/02_fine_tune.ipynb"):
+        assert 'BACKBONE = \\"efficientnet_lite2\\"' in (project / "code" / notebook).read_text()

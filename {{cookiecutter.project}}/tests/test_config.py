@@ -1,6 +1,6 @@
 import pytest
 
-from {{ cookiecutter.package }}.config import ConfigError, DataConfig, ProbeConfig, profile
+from {{ cookiecutter.package }}.config import ConfigError, DataConfig, FineTuneConfig, ProbeConfig, fine_tune_config, profile
 
 
 def test_unknown_backbone_lists_the_valid_ones():
@@ -45,3 +45,28 @@ def test_profiles_and_unknown_profile():
     assert profile("smoke")["RESOLUTION"] < profile("demo")["RESOLUTION"]
     with pytest.raises(ValueError, match="Only smoke, demo, full"):
         profile("huge")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"backbone": "vgg16"}, "Invalid backbone 'vgg16'. Only efficientnet_lite0, .*resnet152"),
+        ({"learning_rate": -0.1}, "LEARNING_RATE=-0.1 must be positive"),
+        ({"batch_size": 0}, "BATCH_SIZE=0 must be at least 1"),
+        ({"backbone": "alexnet", "resolution": 32}, "FINE_TUNE_RESOLUTION=32 is outside what alexnet takes: use 64"),
+        ({"optimizer": "adam"}, "Invalid OPTIMIZER 'adam'. Only adamw, sgd"),
+        ({"schedule": "step"}, "Invalid SCHEDULE 'step'. Only onecycle, cosine, constant"),
+        ({"class_weights": "auto"}, "Invalid CLASS_WEIGHTS 'auto'. Only none, balanced"),
+        ({"weights": "missing.pth"}, "BACKBONE_WEIGHTS='missing.pth' is neither 'pretrained' nor 'none'"),
+    ],
+)
+def test_bad_fine_tune_settings_name_the_parameter_and_the_choices(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        FineTuneConfig(**kwargs)
+
+
+def test_train_command_parameters_use_the_notebook_names():
+    cfg = fine_tune_config({"EPOCHS": 2, "FINE_TUNE_RESOLUTION": 64, "BACKBONE_WEIGHTS": "none"})
+    assert (cfg.epochs, cfg.resolution, cfg.weights) == (2, 64, "none")
+    with pytest.raises(ConfigError, match="Unknown parameter.*EPOCS.*Valid parameters: .*EPOCHS"):
+        fine_tune_config({"EPOCS": 2})

@@ -1,13 +1,20 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
+import torchvision
 from conftest import build_manifest
 
 from {{ cookiecutter.package }}.augment import augment_batch, build_augmenter
 from {{ cookiecutter.package }}.backbones import BACKBONES, get_backbone
 from {{ cookiecutter.package }}.data import load_batch
 from {{ cookiecutter.package }}.model import load_classifier, new_classifier, predict_paths, save_classifier
-from {{ cookiecutter.package }}.train import build_loaders, fit
+from {{ cookiecutter.package }}.train import build_loaders, class_weights, fit, make_optimizer, make_schedule
+
+PACKAGE = "{{ cookiecutter.package }}"
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))
@@ -17,9 +24,56 @@ def test_backbone_without_weights_gives_its_feature_dimension(name):
         assert model(torch.zeros(2, 3, 64, 64)).shape == (2, BACKBONES[name].feature_dim)
 
 
+def test_registry_declares_each_backbone_with_its_feature_dimension():
+    dims = {name: spec.feature_dim for name, spec in BACKBONES.items()}
+    assert dims == {
+        "efficientnet_lite0": 1280,
+        "efficientnet_lite2": 1280,
+        "alexnet": 4096,
+        "resnet18": 512,
+        "resnet34": 512,
+        "resnet50": 2048,
+        "resnet101": 2048,
+        "resnet152": 2048,
+    }
+    assert {name for name, spec in BACKBONES.items() if spec.bundled} == {"efficientnet_lite0", "efficientnet_lite2"}
+
+
 def test_missing_weights_file_is_named():
-    with pytest.raises(FileNotFoundError, match="nope.pth"):
+    with pytest.raises(FileNotFoundError, match="nope.pth.*'pretrained', 'none' or the path"):
         get_backbone("efficientnet_lite0", weights="nope.pth")
+
+
+def test_a_local_weights_file_is_loaded(tmp_path):
+    torch.manual_seed(3)
+    source = torchvision.models.resnet18(weights=None)
+    torch.save(source.state_dict(), tmp_path / "resnet18.pth")
+    loaded = get_backbone("resnet18", weights=str(tmp_path / "resnet18.pth"), resolution=64)
+    assert torch.equal(loaded.net.conv1.weight, source.conv1.weight)
+
+
+def test_offline_download_failure_names_the_bundled_backbones_and_the_file_option(tmp_path):
+    closed = "http://127.0.0.1:9"  # nothing listens there: as offline as a machine gets
+    env = {**os.environ, "TORCH_HOME": str(tmp_path), "HTTPS_PROXY": closed, "HTTP_PROXY": closed}
+    env.update(https_proxy=closed, http_proxy=closed)
+    code = f"from {PACKAGE}.backbones import get_backbone; get_backbone('resnet18')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    assert "Could not download the pretrained resnet18 weights" in message
+    assert "efficientnet_lite0, efficientnet_lite2" in message and "BACKBONE_WEIGHTS" in message
+
+
+@pytest.mark.parametrize(("name", "blocks"), [("resnet18", 2), ("alexnet", 3), ("efficientnet_lite2", 4)])
+def test_freeze_works_for_every_family(name, blocks):
+    backbone = get_backbone(name, weights="none", resolution=64)
+    backbone.freeze(blocks)
+    backbone.train()
+    stem, body = backbone.stem_and_blocks()
+    frozen, free = [*stem, *body[:blocks]], body[blocks:]
+    assert all(not p.requires_grad for m in frozen for p in m.parameters())
+    assert all(p.requires_grad for m in free for p in m.parameters())
+    assert len(body) == BACKBONES[name].n_blocks
 
 
 @pytest.mark.parametrize("flips", ["none", "horizontal", "all"])
@@ -86,3 +140,26 @@ def test_test_time_augmentation_averages_the_mirrored_views():
         torch.testing.assert_close(model(images), expected)
     with pytest.raises(ValueError, match="Invalid tta 'sideways'"):
         type(model)(model.backbone, model.head, tta="sideways")
+
+
+def test_balanced_class_weights_make_each_class_count_equally():
+    weights = class_weights(np.array([0, 0, 0, 1]), 2, "balanced")
+    torch.testing.assert_close(weights, torch.tensor([4 / 6, 4 / 2]))
+    assert class_weights(np.array([0, 1]), 2, "none") is None
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine", "constant"])
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_optimizers_and_schedules(optimizer, schedule):
+    param = torch.nn.Parameter(torch.ones(3))
+    opt = make_optimizer([param], optimizer, 0.1, 0.0)
+    scheduler = make_schedule(opt, schedule, 0.1, total_steps=10)
+    rates = []
+    for _ in range(10):
+        opt.zero_grad()
+        (param**2).sum().backward()
+        opt.step()
+        scheduler.step()
+        rates.append(opt.param_groups[0]["lr"])
+    assert float(param.detach().abs().max()) < 1.0, "the weights moved down the gradient"
+    assert (len(set(rates)) == 1) == (schedule == "constant")

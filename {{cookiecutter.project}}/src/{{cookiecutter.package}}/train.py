@@ -222,7 +222,9 @@ def fit(
         train_loss, train_acc = train_one_epoch(net, train_loader, opt, scheduler, label_smoothing, scaler, weight)
         val_loss, val_acc, _ = evaluate(model, val_loader)
         row = {"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc}
-        history.rows.append({**row, "val_loss": val_loss, "val_accuracy": val_acc, "seconds": time.monotonic() - started})
+        history.rows.append(
+            {**row, "val_loss": val_loss, "val_accuracy": val_acc, "seconds": time.monotonic() - started}
+        )
         distributed.log(
             f"epoch {epoch + 1}/{epochs}: train loss {train_loss:.3f} acc {train_acc:.3f} | "
             f"val loss {val_loss:.3f} acc {val_acc:.3f} ({history.rows[-1]['seconds']:.0f} s)"
@@ -296,8 +298,13 @@ def fine_tune(manifest: pd.DataFrame, cfg, out_dir: Path) -> History:
         label_smoothing=cfg.label_smoothing,
         patience=cfg.patience,
         out_dir=out_dir,
-        config={"backbone": cfg.backbone, "resolution": cfg.resolution, "classes": classes,
-                "classifier": "fine_tuned", "settings": vars(cfg)},  # fmt: skip
+        config={
+            "backbone": cfg.backbone,
+            "resolution": cfg.resolution,
+            "classes": classes,
+            "classifier": "fine_tuned",
+            "settings": vars(cfg),
+        },  # fmt: skip
         optimizer=cfg.optimizer,
         schedule=cfg.schedule,
         weight=class_weights(train_labels, len(classes), cfg.class_weights),

@@ -1,0 +1,49 @@
+"""The feature cache: keyed by backbone, weights, resolution and image hash; a re-run computes nothing."""
+
+import numpy as np
+from conftest import stripes
+
+from {{ cookiecutter.package }}.checks import sha256_file
+from {{ cookiecutter.package }}.features import featurize
+
+
+def shards(cache):
+    return sorted(cache.rglob("*.npz"))
+
+
+def test_second_run_computes_nothing_and_new_images_only_themselves(tmp_path, tiny_images):
+    paths = sorted(str(p) for p in tiny_images.rglob("*.*g"))[:6]
+    hashes = [sha256_file(p) for p in paths]
+    cache = tmp_path / "cache"
+    plain = featurize(paths, "efficientnet_lite0", 32, work_dir=tmp_path)
+    first = featurize(paths, "efficientnet_lite0", 32, work_dir=tmp_path, sha256=hashes, cache_dir=cache)
+    np.testing.assert_allclose(first, plain, atol=1e-5)
+    assert len(shards(cache)) == 1
+
+    again = featurize(paths[::-1], "efficientnet_lite0", 32, work_dir=tmp_path, sha256=hashes[::-1], cache_dir=cache)
+    np.testing.assert_array_equal(again, first[::-1])
+    assert len(shards(cache)) == 1, "nothing was computed"
+
+    extra = tmp_path / "extra.png"
+    stripes(True, 32, np.random.default_rng(9)).save(extra)
+    more = featurize(
+        [*paths, str(extra)], "efficientnet_lite0", 32, work_dir=tmp_path, sha256=[*hashes, sha256_file(extra)],
+        cache_dir=cache,
+    )  # fmt: skip
+    np.testing.assert_array_equal(more[:6], first)
+    newest = [s for s in shards(cache) if s.stat().st_mtime_ns == max(x.stat().st_mtime_ns for x in shards(cache))]
+    assert len(shards(cache)) == 2 and len(np.load(newest[0])["sha256"]) == 1
+
+
+def test_other_resolution_or_weights_are_other_cache_entries(tmp_path, tiny_images):
+    paths = sorted(str(p) for p in tiny_images.rglob("*.png"))[:2]
+    hashes = [sha256_file(p) for p in paths]
+    cache = tmp_path / "cache"
+    featurize(paths, "efficientnet_lite0", 32, work_dir=tmp_path, sha256=hashes, cache_dir=cache)
+    featurize(paths, "efficientnet_lite0", 48, work_dir=tmp_path, sha256=hashes, cache_dir=cache)
+    featurize(paths, "efficientnet_lite0", 32, work_dir=tmp_path, weights="none", sha256=hashes, cache_dir=cache)
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "efficientnet_lite0-none-32",
+        "efficientnet_lite0-pretrained-32",
+        "efficientnet_lite0-pretrained-48",
+    ]
