@@ -10,9 +10,10 @@ from conftest import build_manifest
 
 from {{ cookiecutter.package }}.augment import augment_batch, build_augmenter
 from {{ cookiecutter.package }}.backbones import BACKBONES, get_backbone
+from {{ cookiecutter.package }}.config import FineTuneConfig
 from {{ cookiecutter.package }}.data import load_batch
 from {{ cookiecutter.package }}.model import load_classifier, new_classifier, predict_paths, save_classifier
-from {{ cookiecutter.package }}.train import build_loaders, class_weights, fit, make_optimizer, make_schedule
+from {{ cookiecutter.package }}.train import build_loaders, class_weights, fine_tune, fit, make_optimizer, make_schedule
 
 PACKAGE = "{{ cookiecutter.package }}"
 
@@ -163,3 +164,14 @@ def test_optimizers_and_schedules(optimizer, schedule):
         rates.append(opt.param_groups[0]["lr"])
     assert float(param.detach().abs().max()) < 1.0, "the weights moved down the gradient"
     assert (len(set(rates)) == 1) == (schedule == "constant")
+
+
+def test_a_seed_makes_a_cpu_run_repeatable(tmp_path, tiny_images):
+    manifest = build_manifest(tiny_images, 0.3, 0.2)
+    cfg = FineTuneConfig(resolution=32, epochs=2, batch_size=8, freeze_blocks=0, resume=False, seed=4)
+    runs = [fine_tune(manifest, cfg, tmp_path / str(i)).rows for i in range(2)]
+    for row in runs[0] + runs[1]:
+        row.pop("seconds")
+    assert runs[0] == runs[1]
+    other = fine_tune(manifest, FineTuneConfig(**{**vars(cfg), "seed": 5}), tmp_path / "other").rows
+    assert [r["train_loss"] for r in other] != [r["train_loss"] for r in runs[0]]

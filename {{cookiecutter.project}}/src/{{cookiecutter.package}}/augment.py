@@ -10,15 +10,19 @@ import numpy as np
 FLIP_CHOICES = ("none", "horizontal", "all")
 
 
-def build_augmenter(flips: str = "horizontal", strength: float = 1.0):
-    """Flips, small affine moves, crop, brightness and contrast, slight blur."""
+def build_augmenter(flips: str = "horizontal", strength: float = 1.0, seed: int | None = None):
+    """Flips, small affine moves, crop, brightness and contrast, slight blur; ``seed`` makes it repeatable."""
+    import imgaug
     import imgaug.augmenters as iaa
+
+    if seed is not None:
+        imgaug.seed(seed)  # some augmenters draw their own seeds from imgaug's global state when built
 
     if flips not in FLIP_CHOICES:
         raise ValueError(f"Invalid FLIPS {flips!r}. Only {', '.join(FLIP_CHOICES)} are supported.")
     mirror = {"none": [], "horizontal": [iaa.Fliplr(0.5)], "all": [iaa.Fliplr(0.5), iaa.Flipud(0.5), iaa.Rot90((0, 3))]}
     s = strength
-    return iaa.Sequential(
+    augmenter = iaa.Sequential(
         [
             *mirror[flips],
             iaa.Sometimes(0.5, iaa.Affine(rotate=(-8 * s, 8 * s), scale=(1 - 0.1 * s, 1 + 0.1 * s), mode="reflect")),
@@ -28,6 +32,9 @@ def build_augmenter(flips: str = "horizontal", strength: float = 1.0):
             iaa.Sometimes(0.2, iaa.GaussianBlur(sigma=(0, 0.8 * s))),
         ]
     )
+    if seed is not None:
+        augmenter.seed_(seed)
+    return augmenter
 
 
 def augment_batch(augmenter, images: np.ndarray) -> np.ndarray:

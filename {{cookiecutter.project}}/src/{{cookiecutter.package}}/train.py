@@ -66,8 +66,7 @@ def build_loaders(
         rows = manifest[manifest.split == split]
         return ImageFiles(list(rows.path), rows.label.map(index).to_numpy(), resolution)
 
-    augmenter = build_augmenter(flips, augment_strength)
-    augmenter.seed_(seed + rank)
+    augmenter = build_augmenter(flips, augment_strength, seed=seed + rank)
     train_set, val_set = dataset("train"), dataset("val")
     if world > 1:
         sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=seed)
