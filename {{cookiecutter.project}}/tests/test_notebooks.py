@@ -75,6 +75,9 @@ def test_each_notebook_recorded_its_results(smoke_run):
     results = {p.stem: json.loads(p.read_text()) for p in (out / "results").glob("*.json")}
     assert len(results) == len(NOTEBOOKS)
     assert results["01_linear_probe"]["fold_gap"] < 1e-4
+    curve = results["01_linear_probe"]["curve"]
+    assert results["01_linear_probe"]["val_accuracy"] == max(row["val_accuracy"] for row in curve)
+    assert all(set(row) == {"C", "train_accuracy", "val_accuracy", "val_log_loss"} for row in curve), "no test score"
     assert results["01_export"]["onnx_gap"] < 1e-3
     assert results["02_batch_score"]["n_scored"] == json.loads((out / "metrics.json").read_text())["n_test"]
     assert results["03_web_service"]["answer"]["label"] in ("horizontal", "vertical")
