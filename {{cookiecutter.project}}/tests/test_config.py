@@ -1,6 +1,16 @@
 import pytest
 
-from {{ cookiecutter.package }}.config import ConfigError, DataConfig, FineTuneConfig, ProbeConfig, fine_tune_config, profile
+from {{ cookiecutter.package }}.config import (
+    FINE_TUNE_PARAMETERS,
+    PROFILES,
+    ConfigError,
+    DataConfig,
+    FineTuneConfig,
+    ProbeConfig,
+    fine_tune_config,
+    profile,
+)
+from {{ cookiecutter.package }}.pipeline import declared_parameters, notebook_paths
 
 
 def test_unknown_backbone_lists_the_valid_ones():
@@ -45,6 +55,15 @@ def test_profiles_and_unknown_profile():
     assert profile("smoke")["RESOLUTION"] < profile("demo")["RESOLUTION"]
     with pytest.raises(ValueError, match="Only smoke, demo, full"):
         profile("huge")
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_profile_value_is_a_notebook_parameter_the_configs_accept(name):
+    values = profile(name)
+    declared = set().union(*declared_parameters(notebook_paths()).values())
+    assert set(values) <= declared, f"profile {name} sets parameters no notebook declares"
+    fine_tune_config({key: value for key, value in values.items() if key in FINE_TUNE_PARAMETERS})
+    ProbeConfig(resolution=values["RESOLUTION"], batch_size=values["BATCH_SIZE"])
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,14 @@ CLASS_WEIGHTS = ("none", "balanced")
 PROFILES: dict[str, dict[str, object]] = {
     "smoke": {"MAX_PER_CLASS": 12, "RESOLUTION": 96, "BATCH_SIZE": 16, "FINE_TUNE_RESOLUTION": 64, "EPOCHS": 1},
     "demo": {"MAX_PER_CLASS": 0, "RESOLUTION": 224, "BATCH_SIZE": 32, "FINE_TUNE_RESOLUTION": 160, "EPOCHS": 9},
-    "full": {"MAX_PER_CLASS": 0, "RESOLUTION": 224, "BATCH_SIZE": 32, "FINE_TUNE_RESOLUTION": 224, "EPOCHS": 30},
+    "full": {
+        "MAX_PER_CLASS": 0,
+        "RESOLUTION": 224,
+        "BATCH_SIZE": 32,
+        "FINE_TUNE_RESOLUTION": 224,
+        "EPOCHS": 30,
+        "PATIENCE": 8,  # a long one-cycle schedule wanders on validation before it settles
+    },
 }
 
 
