@@ -57,10 +57,15 @@ def test_profiles_and_unknown_profile():
         profile("huge")
 
 
+@pytest.fixture(scope="module")
+def declared():
+    """Every parameter some notebook declares, read once for all profiles."""
+    return set().union(*declared_parameters(notebook_paths()).values())
+
+
 @pytest.mark.parametrize("name", PROFILES)
-def test_every_profile_value_is_a_notebook_parameter_the_configs_accept(name):
+def test_every_profile_value_is_a_notebook_parameter_the_configs_accept(name, declared):
     values = profile(name)
-    declared = set().union(*declared_parameters(notebook_paths()).values())
     assert set(values) <= declared, f"profile {name} sets parameters no notebook declares"
     fine_tune_config({key: value for key, value in values.items() if key in FINE_TUNE_PARAMETERS})
     ProbeConfig(resolution=values["RESOLUTION"], batch_size=values["BATCH_SIZE"])
