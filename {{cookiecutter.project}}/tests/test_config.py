@@ -25,6 +25,7 @@ def test_unknown_backbone_lists_the_valid_ones():
         ({"resolution": 8}, "RESOLUTION=8 is outside"),
         ({"c_grid": (0.1, -1.0)}, "C_GRID"),
         ({"classifier": "forest"}, "Invalid classifier 'forest'.*logistic_regression"),
+        ({"pooling": "max"}, "Invalid pooling 'max'.*average, bilinear"),
     ],
 )
 def test_bad_probe_settings_name_the_parameter(kwargs, message):

@@ -1,10 +1,11 @@
-"""The feature cache: keyed by backbone, weights, resolution and image hash; a re-run computes nothing."""
+"""The feature cache: keyed by backbone, weights, resolution, pooling and image hash; a re-run computes nothing."""
 
 import numpy as np
 from conftest import stripes
 
 from {{ cookiecutter.package }}.checks import sha256_file
 from {{ cookiecutter.package }}.features import featurize
+from {{ cookiecutter.package }}.pooling import feature_dim
 
 
 def shards(cache):
@@ -42,8 +43,13 @@ def test_other_resolution_or_weights_are_other_cache_entries(tmp_path, tiny_imag
     featurize(paths, "efficientnet_lite0", 32, work_dir=tmp_path, sha256=hashes, cache_dir=cache)
     featurize(paths, "efficientnet_lite0", 48, work_dir=tmp_path, sha256=hashes, cache_dir=cache)
     featurize(paths, "efficientnet_lite0", 32, work_dir=tmp_path, weights="none", sha256=hashes, cache_dir=cache)
+    bilinear = featurize(
+        paths, "efficientnet_lite0", 32, work_dir=tmp_path, sha256=hashes, cache_dir=cache, pooling="bilinear"
+    )
     assert sorted(p.name for p in cache.iterdir()) == [
         "efficientnet_lite0-none-32",
         "efficientnet_lite0-pretrained-32",
+        "efficientnet_lite0-pretrained-32-bilinear",
         "efficientnet_lite0-pretrained-48",
     ]
+    assert bilinear.shape == (2, feature_dim("efficientnet_lite0", "bilinear"))

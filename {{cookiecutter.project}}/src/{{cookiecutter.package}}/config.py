@@ -10,6 +10,7 @@ from pathlib import Path
 from .augment import FLIP_CHOICES
 from .backbones import BACKBONES, WEIGHTS_CHOICES
 from .checks import DEFAULT_MAX_PIXELS, HASH_SIZE
+from .pooling import POOLINGS
 from .probe import CLASSIFIERS
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -122,12 +123,14 @@ class ProbeConfig:
     resolution: int = 224
     batch_size: int = 32
     classifier: str = "logistic_regression"
+    pooling: str = "average"
     c_grid: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise ConfigError(f"Invalid backbone {self.backbone!r}. Only {', '.join(BACKBONES)} are supported.")
         _check_choice("classifier", self.classifier, CLASSIFIERS)
+        _check_choice("pooling", self.pooling, POOLINGS)
         _check_weights(self.weights)
         low, high = BACKBONES[self.backbone].resolution_range
         if not low <= self.resolution <= high:

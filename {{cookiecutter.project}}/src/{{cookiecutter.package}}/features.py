@@ -2,8 +2,8 @@
 
 On CPU the backbone runs through ONNX Runtime (several times faster than torch
 eager here); on CUDA it runs in torch with channels_last and mixed precision.
-The cache is keyed by backbone, weights, resolution and each image's sha256, so a
-re-run with the same inputs computes nothing.
+The cache is keyed by backbone, weights, resolution, pooling and each image's sha256,
+so a re-run with the same inputs computes nothing.
 """
 
 import hashlib
@@ -15,15 +15,15 @@ import torch
 from tqdm.auto import tqdm
 
 from . import onnx_io
-from .backbones import get_backbone
 from .data import load_batch
+from .pooling import featurizer
 
 
 class FeatureCache:
-    """Shards of (sha256, features) under ``root/<backbone>-<weights>-<resolution>/``."""
+    """Shards of (sha256, features) under ``root/<backbone>-<weights>-<resolution>[-<pooling>]/``."""
 
-    def __init__(self, root: Path, backbone: str, weights: str, resolution: int) -> None:
-        self.folder = Path(root) / f"{backbone}-{weights_id(weights)}-{resolution}"
+    def __init__(self, root: Path, backbone: str, weights: str, resolution: int, pooling: str = "average") -> None:
+        self.folder = Path(root) / feature_id(backbone, weights, resolution, pooling)
 
     def load(self) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
@@ -48,6 +48,11 @@ def weights_id(weights: str) -> str:
     return f"file{digest[:12]}"
 
 
+def feature_id(backbone: str, weights: str, resolution: int, pooling: str) -> str:
+    suffix = "" if pooling == "average" else f"-{pooling}"
+    return f"{backbone}-{weights_id(weights)}-{resolution}{suffix}"
+
+
 def featurize(
     paths: list[str],
     backbone: str,
@@ -57,33 +62,42 @@ def featurize(
     weights: str = "pretrained",
     sha256: list[str] | None = None,
     cache_dir: Path | None = None,
+    pooling: str = "average",
 ) -> np.ndarray:
     """Features (len(paths), feature_dim) as float32, in the order of ``paths``.
 
     With ``sha256`` (one per path) and ``cache_dir``, cached features are reused and
     only the missing ones computed (then cached); copies of an image are computed once."""
     if cache_dir is None or sha256 is None:
-        return _compute(paths, backbone, resolution, batch_size, work_dir, weights)
-    cache = FeatureCache(cache_dir, backbone, weights, resolution)
+        return _compute(paths, backbone, resolution, batch_size, work_dir, weights, pooling)
+    cache = FeatureCache(cache_dir, backbone, weights, resolution, pooling)
     known = cache.load()
     missing = list(dict.fromkeys(k for k in sha256 if k not in known))
-    print(f"features {backbone} {resolution} px: {len(sha256) - len(missing)} cached, {len(missing)} to compute")
+    print(
+        f"features {backbone} {resolution} px {pooling}: {len(sha256) - len(missing)} cached, {len(missing)} to compute"
+    )
     if missing:
         path_of = dict(zip(sha256, paths))
-        new = _compute([path_of[k] for k in missing], backbone, resolution, batch_size, work_dir, weights)
+        new = _compute([path_of[k] for k in missing], backbone, resolution, batch_size, work_dir, weights, pooling)
         cache.add(missing, new)
         known.update(zip(missing, new))
     return np.stack([known[k] for k in sha256]).astype(np.float32)
 
 
 def _compute(
-    paths: list[str], backbone: str, resolution: int, batch_size: int, work_dir: Path | None, weights: str
+    paths: list[str],
+    backbone: str,
+    resolution: int,
+    batch_size: int,
+    work_dir: Path | None,
+    weights: str,
+    pooling: str,
 ) -> np.ndarray:
-    model = get_backbone(backbone, weights=weights, resolution=resolution)
+    model = featurizer(backbone, pooling=pooling, weights=weights, resolution=resolution)
     if torch.cuda.is_available():
         run = _torch_runner(model)
     else:
-        onnx_path = Path(work_dir or ".") / f"featurizer-{backbone}-{weights_id(weights)}-{resolution}.onnx"
+        onnx_path = Path(work_dir or ".") / f"featurizer-{feature_id(backbone, weights, resolution, pooling)}.onnx"
         sess = onnx_io.session(onnx_io.export_onnx(model, onnx_path, resolution, "features"))
         run = lambda images: onnx_io.run(sess, images)  # noqa: E731
     batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]

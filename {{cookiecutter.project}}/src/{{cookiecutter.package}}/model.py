@@ -14,6 +14,7 @@ from torch import nn
 from .augment import FLIP_CHOICES
 from .backbones import BACKBONES, get_backbone
 from .data import load_batch
+from .pooling import feature_dim, featurizer
 
 WEIGHTS_FILE = "model.pt"
 CONFIG_FILE = "model.json"
@@ -73,8 +74,9 @@ def load_classifier(folder: Path) -> tuple[ImageClassifier, dict]:
     if not (folder / WEIGHTS_FILE).is_file():
         raise FileNotFoundError(f"No saved model in {folder}: run the modeling notebooks with the same RUN_DIR.")
     config = json.loads((folder / CONFIG_FILE).read_text())
-    backbone = get_backbone(config["backbone"], weights="none", resolution=config["resolution"])
-    head = nn.Linear(BACKBONES[config["backbone"]].feature_dim, len(config["classes"]))
+    pooling = config.get("pooling", "average")
+    backbone = featurizer(config["backbone"], pooling=pooling, weights="none", resolution=config["resolution"])
+    head = nn.Linear(feature_dim(config["backbone"], pooling), len(config["classes"]))
     model = ImageClassifier(backbone, head, tta=config.get("tta", "none"))
     model.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
     return model.eval(), config
