@@ -49,7 +49,7 @@ def test_other_resolution_or_weights_are_other_cache_entries(tmp_path, tiny_imag
     assert sorted(p.name for p in cache.iterdir()) == [
         "efficientnet_lite0-none-32",
         "efficientnet_lite0-pretrained-32",
-        "efficientnet_lite0-pretrained-32-bilinear",
+        "efficientnet_lite0-pretrained-32-bilinear-sqrtm",
         "efficientnet_lite0-pretrained-48",
     ]
     assert bilinear.shape == (2, feature_dim("efficientnet_lite0", "bilinear"))

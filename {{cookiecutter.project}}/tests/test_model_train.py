@@ -19,7 +19,7 @@ from {{ cookiecutter.package }}.model import (
     predict_paths,
     save_classifier,
 )
-from {{ cookiecutter.package }}.pooling import feature_dim, featurizer
+from {{ cookiecutter.package }}.pooling import feature_dim, featurizer, matrix_sqrt
 from {{ cookiecutter.package }}.train import build_loaders, class_weights, fine_tune, fit, make_optimizer, make_schedule
 
 PACKAGE = "{{ cookiecutter.package }}"
@@ -41,19 +41,28 @@ def test_bilinear_pooling_of_every_backbone_gives_unit_vectors_of_its_declared_s
     np.testing.assert_allclose(out.norm(dim=1).numpy(), 1.0, atol=1e-5)
 
 
-def test_bilinear_pooling_is_the_gram_matrix_of_the_mid_level_map():
-    model = featurizer("efficientnet_lite0", pooling="bilinear", weights="none", resolution=64)
-    images = torch.rand(1, 3, 64, 64) * 255
+def test_bilinear_pooling_is_the_square_root_of_the_gram_matrix_of_the_mid_level_map():
+    model = featurizer("efficientnet_lite0", pooling="bilinear", weights="none", resolution=224)
+    images = torch.rand(1, 3, 224, 224) * 255
     with torch.inference_mode():
         x = model.features.normalize(images)
         for module in model.features.trunk()[: BACKBONES["efficientnet_lite0"].texture_layers]:
             x = module(x)
         out = model(images)[0].numpy()
     assert x.shape[1] == BACKBONES["efficientnet_lite0"].texture_channels
-    local = x[0].flatten(1).numpy()  # channels x positions
-    gram = (local @ local.T / local.shape[1])[np.triu_indices(local.shape[0])]
-    gram = np.sign(gram) * np.sqrt(np.abs(gram))
-    np.testing.assert_allclose(out, gram / np.linalg.norm(gram), atol=1e-5)
+    local = x[0].flatten(1).double().numpy()  # channels x positions
+    eigenvalues, eigenvectors = np.linalg.eigh(local @ local.T / local.shape[1])
+    root = (eigenvectors * np.sqrt(eigenvalues.clip(0))) @ eigenvectors.T
+    root = root[np.triu_indices(local.shape[0])]
+    np.testing.assert_allclose(out, root / np.linalg.norm(root), atol=1e-4)
+
+
+def test_matrix_sqrt_squares_back_to_its_input():
+    factors = torch.randn(3, 6, 40, dtype=torch.float64)
+    spd = factors @ factors.transpose(1, 2) / 40 + 0.1 * torch.eye(6, dtype=torch.float64)
+    root = matrix_sqrt(spd)
+    torch.testing.assert_close(root @ root, spd)
+    torch.testing.assert_close(root, root.transpose(1, 2))
 
 
 def test_registry_declares_each_backbone_with_its_feature_dimension():

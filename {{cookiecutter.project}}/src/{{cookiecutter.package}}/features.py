@@ -48,9 +48,12 @@ def weights_id(weights: str) -> str:
     return f"file{digest[:12]}"
 
 
+# A pooling's folder changes name whenever what it computes changes, so stale features are never reused.
+CACHE_SUFFIX = {"average": "", "bilinear": "-bilinear-sqrtm"}
+
+
 def feature_id(backbone: str, weights: str, resolution: int, pooling: str) -> str:
-    suffix = "" if pooling == "average" else f"-{pooling}"
-    return f"{backbone}-{weights_id(weights)}-{resolution}{suffix}"
+    return f"{backbone}-{weights_id(weights)}-{resolution}{CACHE_SUFFIX[pooling]}"
 
 
 def featurize(

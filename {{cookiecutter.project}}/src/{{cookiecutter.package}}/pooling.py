@@ -2,10 +2,11 @@
 
 ``average``: the backbone's own pooled penultimate layer; it keeps *which* patterns occur.
 ``bilinear``: the mean outer product (Gram matrix) of a mid-level map; it keeps *how they
-co-occur*, which tells a crack or a scratch from the surface texture around it. With a
-signed square root and L2 normalisation this is the B-CNN recipe. A linear probe on
-either still folds into one ``nn.Linear`` on top, so it exports and serves like any
-other model.
+co-occur*, which tells a crack or a scratch from the surface texture around it. Its matrix
+square root and L2 normalisation follow the improved B-CNN recipe (Lin & Maji, 2017); the
+root is found by Newton-Schulz iterations, only matrix products, so it exports to ONNX.
+A linear probe on either still folds into one ``nn.Linear`` on top, so it exports and
+serves like any other model.
 """
 
 import torch
@@ -15,6 +16,7 @@ from .backbones import BACKBONES, Features, get_backbone
 
 POOLINGS = ("average", "bilinear")
 MAX_CHANNELS = 128  # wider maps are projected down first: the Gram matrix grows with channels squared
+SQRT_ITERATIONS = 20  # Newton-Schulz steps: the root then matches an eigendecomposition's to ~1e-5
 
 
 class BilinearFeatures(nn.Module):
@@ -38,11 +40,25 @@ class BilinearFeatures(nn.Module):
         x = self.features.normalize(images)
         for module in self.features.trunk()[: self.layers]:
             x = module(x)
-        x = torch.einsum("kc,nchw->nkhw", self.projection, x).flatten(2)
-        gram = torch.bmm(x, x.transpose(1, 2)) / x.shape[2]
-        gram = gram.flatten(1)[:, self.upper]
-        gram = torch.sign(gram) * torch.sqrt(gram.abs())  # not trained through, so no guard for 0
-        return nn.functional.normalize(gram, dim=1)
+        with torch.autocast(x.device.type, enabled=False):  # the root needs float32, even under mixed precision
+            x = torch.einsum("kc,nchw->nkhw", self.projection, x.float()).flatten(2)
+            gram = torch.bmm(x, x.transpose(1, 2)) / x.shape[2]
+            root = matrix_sqrt(gram).flatten(1)[:, self.upper]
+        return nn.functional.normalize(root, dim=1)
+
+
+def matrix_sqrt(a: torch.Tensor, iterations: int = SQRT_ITERATIONS) -> torch.Tensor:
+    """Square roots of a batch of positive semi-definite matrices (coupled Newton-Schulz).
+
+    Scaled by the trace, every eigenvalue lies in [0, 1], where the iteration converges;
+    the root of the scaled matrix is then scaled back."""
+    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device).expand_as(a)
+    trace = a.diagonal(dim1=1, dim2=2).sum(1).clamp_min(torch.finfo(a.dtype).tiny).view(-1, 1, 1)
+    y, z = a / trace, eye
+    for _ in range(iterations):
+        t = 0.5 * (3 * eye - z @ y)
+        y, z = y @ t, t @ z
+    return y * trace.sqrt()
 
 
 def featurizer(name: str, *, pooling: str = "average", weights: str = "pretrained", resolution: int | None = None):
