@@ -130,7 +130,7 @@ class ProbeConfig:
         if self.backbone not in BACKBONES:
             raise ConfigError(f"Invalid backbone {self.backbone!r}. Only {', '.join(BACKBONES)} are supported.")
         _check_choice("classifier", self.classifier, CLASSIFIERS)
-        _check_choice("pooling", self.pooling, POOLINGS)
+        _check_choice("pooling", self.pooling, tuple(POOLINGS))
         _check_weights(self.weights)
         low, high = BACKBONES[self.backbone].resolution_range
         if not low <= self.resolution <= high:

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from . import onnx_io
 from .data import load_batch
-from .pooling import featurizer
+from .pooling import POOLINGS, check_pooling, featurizer
 
 
 class FeatureCache:
@@ -48,12 +48,10 @@ def weights_id(weights: str) -> str:
     return f"file{digest[:12]}"
 
 
-# A pooling's folder changes name whenever what it computes changes, so stale features are never reused.
-CACHE_SUFFIX = {"average": "", "bilinear": "-bilinear-sqrtm"}
-
-
 def feature_id(backbone: str, weights: str, resolution: int, pooling: str) -> str:
-    return f"{backbone}-{weights_id(weights)}-{resolution}{CACHE_SUFFIX[pooling]}"
+    check_pooling(pooling)
+    tag = POOLINGS[pooling]
+    return f"{backbone}-{weights_id(weights)}-{resolution}" + (f"-{tag}" if tag else "")
 
 
 def featurize(

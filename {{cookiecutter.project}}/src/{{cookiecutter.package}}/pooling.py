@@ -14,7 +14,9 @@ from torch import nn
 
 from .backbones import BACKBONES, Features, get_backbone
 
-POOLINGS = ("average", "bilinear")
+# Each pooling and its tag in feature-cache folder names; a tag changes whenever what the pooling
+# computes changes, so stale cached features are never reused.
+POOLINGS = {"average": "", "bilinear": "bilinear-sqrtm"}
 MAX_CHANNELS = 128  # wider maps are projected down first: the Gram matrix grows with channels squared
 SQRT_ITERATIONS = 20  # Newton-Schulz steps: the root then matches an eigendecomposition's to ~1e-5
 
@@ -63,8 +65,7 @@ def matrix_sqrt(a: torch.Tensor, iterations: int = SQRT_ITERATIONS) -> torch.Ten
 
 def featurizer(name: str, *, pooling: str = "average", weights: str = "pretrained", resolution: int | None = None):
     """Backbone ``name`` (see ``get_backbone``) giving one vector per image, pooled as asked."""
-    if pooling not in POOLINGS:
-        raise ValueError(f"Invalid pooling {pooling!r}. Only {', '.join(POOLINGS)} are supported.")
+    check_pooling(pooling)
     features = get_backbone(name, weights=weights, resolution=resolution)
     if pooling == "average":
         return features
@@ -78,3 +79,8 @@ def feature_dim(name: str, pooling: str = "average") -> int:
         return spec.feature_dim
     k = min(spec.texture_channels, MAX_CHANNELS)
     return k * (k + 1) // 2
+
+
+def check_pooling(pooling: str) -> None:
+    if pooling not in POOLINGS:
+        raise ValueError(f"Invalid pooling {pooling!r}. Only {', '.join(POOLINGS)} are supported.")
