@@ -2,6 +2,8 @@
 
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,13 +16,20 @@ def bake(output_dir: Path, **context: str) -> Path:
     return Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(output_dir)))
 
 
-def install_editable(project: Path) -> None:
-    """Install a baked project into this environment (its dependencies are already here)."""
+@contextmanager
+def installed_editable(project: Path, name: str) -> Iterator[None]:
+    """Install a baked project into this environment (its dependencies are already here), then remove it.
+
+    The environment is cached between runs, so a leftover install would point at a deleted temporary folder.
+    """
+    pip = [sys.executable, "-m", "pip"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(project)],
-        check=True,
-        timeout=600,
+        [*pip, "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(project)], check=True, timeout=600
     )
+    try:
+        yield
+    finally:
+        subprocess.run([*pip, "uninstall", "-q", "-y", name], check=True, timeout=600)
 
 
 @pytest.fixture(scope="session")

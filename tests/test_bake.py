@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import bake
+from .conftest import TEMPLATE, bake
 
 COMMON = {
     ".github/workflows/ci.yml",
@@ -52,9 +52,9 @@ COMMON = {
 MODULES = set(
     """
     __init__.py __main__.py augment.py backbones.py checks.py cli.py config.py data.py distributed.py download.py
-    duplicates.py
-    evaluate.py export.py features.py manifest.py model.py onnx_io.py paths.py pipeline.py plots.py pooling.py predict.py
-    probe.py report.py review.py runs.py samples/__init__.py serve.py sources.py splits.py train.py
+    duplicates.py evaluate.py export.py features.py manifest.py model.py onnx_io.py paths.py pipeline.py plots.py
+    pooling.py predict.py probe.py report.py review.py runs.py samples/__init__.py serve.py sources.py splits.py
+    train.py
     """.split()
 )
 
@@ -135,6 +135,15 @@ def test_ruff_passes_on_the_baked_project(default_project):
     ruff = Path(sys.executable).parent / "ruff"
     for args in (["check", "."], ["format", "--check", "."]):
         result = subprocess.run([str(ruff), *args], cwd=default_project, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_passes_on_the_templates_own_code():
+    ruff = Path(sys.executable).parent / "ruff"
+    for args in (["check"], ["format", "--check"]):
+        result = subprocess.run(
+            [str(ruff), *args, "hooks", "tests", "bench"], cwd=TEMPLATE, capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stdout + result.stderr
 
 
