@@ -17,10 +17,11 @@ def bake(output_dir: Path, **context: str) -> Path:
 
 
 @contextmanager
-def installed_editable(project: Path, name: str) -> Iterator[None]:
+def installed_editable(project: Path) -> Iterator[None]:
     """Install a baked project into this environment (its dependencies are already here), then remove it.
 
     The environment is cached between runs, so a leftover install would point at a deleted temporary folder.
+    The baked folder's name is the distribution's name.
     """
     pip = [sys.executable, "-m", "pip"]
     subprocess.run(
@@ -29,7 +30,7 @@ def installed_editable(project: Path, name: str) -> Iterator[None]:
     try:
         yield
     finally:
-        subprocess.run([*pip, "uninstall", "-q", "-y", name], check=True, timeout=600)
+        subprocess.run([*pip, "uninstall", "-q", "-y", project.name], check=True, timeout=600)
 
 
 @pytest.fixture(scope="session")

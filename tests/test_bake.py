@@ -131,20 +131,19 @@ def test_papermill_reads_every_parameter(default_project):
         assert list(papermill.inspect_notebook(str(path))) == assigned, path
 
 
-def test_ruff_passes_on_the_baked_project(default_project):
+def assert_ruff_passes(cwd: Path, *paths: str) -> None:
     ruff = Path(sys.executable).parent / "ruff"
-    for args in (["check", "."], ["format", "--check", "."]):
-        result = subprocess.run([str(ruff), *args], cwd=default_project, capture_output=True, text=True)
+    for args in (["check"], ["format", "--check"]):
+        result = subprocess.run([str(ruff), *args, *paths], cwd=cwd, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_passes_on_the_baked_project(default_project):
+    assert_ruff_passes(default_project, ".")
 
 
 def test_ruff_passes_on_the_templates_own_code():
-    ruff = Path(sys.executable).parent / "ruff"
-    for args in (["check"], ["format", "--check"]):
-        result = subprocess.run(
-            [str(ruff), *args, "hooks", "tests", "bench"], cwd=TEMPLATE, capture_output=True, text=True
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
+    assert_ruff_passes(TEMPLATE, "hooks", "tests", "bench")
 
 
 def test_a_bundled_non_default_backbone_is_the_notebooks_default(tmp_path):

@@ -11,7 +11,7 @@ from .conftest import bake, installed_editable
 @pytest.mark.parametrize("dataset", ["elpv", "digits", "folder"])
 def test_baked_project_passes_its_own_tests(tmp_path, dataset):
     project = bake(tmp_path, project=f"probe-{dataset}", dataset=dataset)
-    with installed_editable(project, f"probe-{dataset}"):
+    with installed_editable(project):
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
             cwd=project,
