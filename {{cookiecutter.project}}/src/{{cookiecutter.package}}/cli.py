@@ -82,11 +82,9 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = fine_tune_config({name: parse_value(value) for name, value in args.parameter})
     run_dir = run_folder(args.run_dir)
-    try:
-        history = fine_tune(read_manifest(run_dir), cfg, run_dir / "models" / "fine_tuned")
-    finally:
-        distributed.teardown()
+    history = fine_tune(read_manifest(run_dir), cfg, run_dir / "models" / "fine_tuned")
     distributed.log(f"best epoch {history.best_epoch}: val_accuracy={history.best_val_accuracy:.4f}")
+    distributed.teardown()  # only after success: after an error torchrun stops the other processes
     return 0
 
 

@@ -4,6 +4,7 @@ with DistributedDataParallel, NCCL on GPUs and gloo on CPU. Alone, every call he
     torchrun --nproc_per_node=4 -m <package> train --run-dir runs/<run>
 """
 
+import gc
 import os
 
 import torch
@@ -24,7 +25,15 @@ def setup() -> None:
 
 
 def teardown() -> None:
+    """Leave the process group after a successful run, all processes together.
+
+    gloo can abort a process ("terminate called without an active exception") whose group
+    is closed while a peer still works (the main process writes the checkpoint last) or
+    whose group outlives it in an unreachable DistributedDataParallel wrapper, destroyed
+    only at interpreter exit. So: collect such wrappers, wait for every process, close."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()
 
 
