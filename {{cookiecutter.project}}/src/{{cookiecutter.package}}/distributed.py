@@ -25,12 +25,11 @@ def setup() -> None:
 
 
 def teardown() -> None:
-    """Leave the process group after a successful run, all processes together.
+    """Leave the process group after a successful run, every process at once.
 
-    gloo can abort a process ("terminate called without an active exception") whose group
-    is closed while a peer still works (the main process writes the checkpoint last) or
-    whose group outlives it in an unreachable DistributedDataParallel wrapper, destroyed
-    only at interpreter exit. So: collect such wrappers, wait for every process, close."""
+    gloo can abort a process that closes its group while a peer still works (the main
+    process writes the checkpoint last): "terminate called without an active exception".
+    Unreachable DDP wrappers are collected first, so none holds the group until exit."""
     if dist.is_available() and dist.is_initialized():
         gc.collect()
         dist.barrier()
