@@ -125,6 +125,7 @@ def exported_model(tmp_path_factory: pytest.TempPathFactory, tiny_classifier: Im
     metadata = {
         "classes": ["horizontal", "vertical"],
         "resolution": TINY_RESOLUTION,
+        "resize": "stretch",
         "backbone": "efficientnet_lite0",
         "classifier": "logistic_regression",
     }

@@ -61,7 +61,7 @@ def test_awkward_images_are_used_and_copies_share_a_split(messy_run):
 
 
 def test_the_label_review_is_applied_and_reported(messy_run):
-    data, _, out = messy_run
+    data, files, out = messy_run
     manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False).set_index("path")
     excluded = manifest.loc[str(data / "vertical" / "vertical_03.jpg")]
     relabelled = manifest.loc[str(data / "horizontal" / "horizontal_05.jpg")]
@@ -71,5 +71,9 @@ def test_the_label_review_is_applied_and_reported(messy_run):
     assert "Label review: actions applied (2)" in report and "relabelled horizontal -> vertical" in report
     errors = pd.read_csv(out / "label_errors.csv")
     assert errors.label_probability.is_monotonic_increasing
-    if relabelled.split in ("train", "val"):  # the wrong relabel above is what the probe should doubt most
-        assert str(data / "horizontal" / "horizontal_05.jpg") in set(errors.path.head(3))
+    if relabelled.split in ("train", "val"):
+        # Three smooth colour pictures filed under 'horizontal' are no stripes at all: the probe rightly doubts
+        # them; among the stripes, the wrong relabel above is what it should doubt most.
+        photos = {str(files[k]) for k in ("non_ascii", "exact_copy", "near_copy")}
+        stripes = errors[~errors.path.isin(photos)]
+        assert stripes.path.iloc[0] == str(data / "horizontal" / "horizontal_05.jpg"), stripes.path.head(3).tolist()

@@ -25,7 +25,8 @@ def test_unknown_backbone_lists_the_valid_ones():
         ({"resolution": 8}, "RESOLUTION=8 is outside"),
         ({"c_grid": (0.1, -1.0)}, "C_GRID"),
         ({"classifier": "forest"}, "Invalid classifier 'forest'.*logistic_regression"),
-        ({"pooling": "max"}, "Invalid pooling 'max'.*average, bilinear"),
+        ({"pooling": "max"}, "Invalid POOLING 'max'. Only auto, average, bilinear"),
+        ({"resize": "squash"}, "Invalid RESIZE 'squash'. Only stretch, crop, pad"),
     ],
 )
 def test_bad_probe_settings_name_the_parameter(kwargs, message):
@@ -83,6 +84,10 @@ def test_every_profile_value_is_a_notebook_parameter_the_configs_accept(name, de
         ({"schedule": "step"}, "Invalid SCHEDULE 'step'. Only onecycle, cosine, constant"),
         ({"class_weights": "auto"}, "Invalid CLASS_WEIGHTS 'auto'. Only none, balanced"),
         ({"weights": "missing.pth"}, "BACKBONE_WEIGHTS='missing.pth' is neither 'pretrained' nor 'none'"),
+        ({"resize": "fit"}, "Invalid RESIZE 'fit'. Only stretch, crop, pad"),
+        ({"flips": "diagonal"}, "Invalid FLIPS 'diagonal'. Only auto, none, horizontal, all"),
+        ({"augment_strength": "strong"}, "AUGMENT_STRENGTH='strong' must be 'auto' or 0"),
+        ({"augment_strength": 3.0}, "AUGMENT_STRENGTH=3.0 must be 'auto' or 0"),
     ],
 )
 def test_bad_fine_tune_settings_name_the_parameter_and_the_choices(kwargs, message):
@@ -95,3 +100,40 @@ def test_train_command_parameters_use_the_notebook_names():
     assert (cfg.epochs, cfg.resolution, cfg.weights) == (2, 64, "none")
     with pytest.raises(ConfigError, match="Unknown parameter.*EPOCS.*Valid parameters: .*EPOCHS"):
         fine_tune_config({"EPOCS": 2})
+
+
+@pytest.mark.parametrize(
+    ("sample", "flips", "strength"),
+    [("elpv", "all", 0.5), ("digits", "none", 1.0), ("", "horizontal", 1.0), ("someone_elses", "horizontal", 1.0)],
+)
+def test_auto_augmentation_follows_the_data_not_the_bake(sample, flips, strength):
+    cfg = FineTuneConfig().with_data_defaults(sample)
+    assert (cfg.flips, cfg.augment_strength) == (flips, strength)
+
+
+def test_explicit_augmentation_settings_win_over_the_data_defaults():
+    cfg = FineTuneConfig(flips="none", augment_strength=0.0).with_data_defaults("elpv")
+    assert (cfg.flips, cfg.augment_strength) == ("none", 0.0)
+
+
+def notebook_defaults() -> dict[str, object]:
+    """Every notebook's parameters cell values, by name (one value per name across notebooks)."""
+    import ast
+
+    import papermill
+
+    found: dict[str, set] = {}
+    for notebook in notebook_paths():
+        for name, parameter in papermill.inspect_notebook(str(notebook)).items():
+            found.setdefault(name, set()).add(repr(ast.literal_eval(parameter["default"])))
+    assert all(len(values) == 1 for values in found.values()), {k: v for k, v in found.items() if len(v) > 1}
+    return {name: ast.literal_eval(values.pop()) for name, values in found.items()}
+
+
+def test_parameters_cells_hold_the_config_defaults_for_data_dependent_choices():
+    """'auto' and the resize mode are declared once, in the config; the notebooks must agree."""
+    values = notebook_defaults()
+    probe, fine_tune = ProbeConfig(), FineTuneConfig()
+    assert values["POOLING"] == probe.pooling == "auto"
+    assert values["RESIZE"] == probe.resize == fine_tune.resize
+    assert (values["FLIPS"], values["AUGMENT_STRENGTH"]) == (fine_tune.flips, fine_tune.augment_strength)

@@ -9,7 +9,7 @@ from conftest import write_messy_dataset
 from PIL import Image
 
 from {{ cookiecutter.package }}.checks import check_image
-from {{ cookiecutter.package }}.data import load_image, open_rgb, walk_images
+from {{ cookiecutter.package }}.data import PAD_VALUE, RESIZE_CHOICES, load_image, open_rgb, to_square, walk_images
 from {{ cookiecutter.package }}.manifest import check_rows, limit_per_class
 
 
@@ -103,3 +103,30 @@ def test_every_mode_loads_as_8_bit_rgb(tmp_path, mode):
     assert image.shape == (24, 24, 3) and image.dtype == np.uint8
     if mode == "I;16":
         assert 150 < image.mean() < 160  # 40000 / 65535 * 255, not clipped to white
+
+
+def wide_image() -> Image.Image:
+    """200 x 100: a red left quarter, a green middle half, a blue right quarter."""
+    pixels = np.zeros((100, 200, 3), np.uint8)
+    pixels[:, :50, 0] = pixels[:, 50:150, 1] = pixels[:, 150:, 2] = 255
+    return Image.fromarray(pixels)
+
+
+def test_a_square_image_comes_out_the_same_whatever_the_resize_mode():
+    square = wide_image().crop((25, 0, 125, 100))
+    made = [np.asarray(to_square(square, 50, mode)) for mode in RESIZE_CHOICES]
+    assert all(np.array_equal(made[0], other) for other in made[1:])
+
+
+def test_stretch_keeps_everything_crop_the_centre_pad_everything_with_grey_borders():
+    stretched, cropped, padded = (np.asarray(to_square(wide_image(), 40, mode)) for mode in RESIZE_CHOICES)
+    assert stretched.shape == cropped.shape == padded.shape == (40, 40, 3)
+    assert stretched[:, 0, 0].min() > 200 and stretched[:, -1, 2].min() > 200  # both ends kept, squeezed
+    assert (cropped[..., 1] > 200).all(), "the centre square of the wide image is all green"
+    assert (padded[0] == PAD_VALUE).all() and (padded[-1] == PAD_VALUE).all()  # grey above and below
+    assert padded[20, 0, 0] > 200 and padded[20, -1, 2] > 200 and padded[20, 20, 1] > 200  # whole width kept
+
+
+def test_an_unknown_resize_mode_names_the_choices():
+    with pytest.raises(ValueError, match="Invalid RESIZE 'fit'. Only stretch, crop, pad"):
+        to_square(wide_image(), 32, "fit")

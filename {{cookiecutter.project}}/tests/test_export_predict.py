@@ -2,10 +2,11 @@ import csv
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from {{ cookiecutter.package }} import onnx_io
 from {{ cookiecutter.package }}.data import load_batch
-from {{ cookiecutter.package }}.export import max_difference
+from {{ cookiecutter.package }}.export import export_model, max_difference
 from {{ cookiecutter.package }}.predict import load_model, predict, predict_image, score
 
 
@@ -46,3 +47,23 @@ def test_onnx_batch_axis_is_dynamic(exported_model):
     sess = onnx_io.session(exported_model / "model.onnx")
     for batch in (1, 3):
         assert onnx_io.run(sess, np.zeros((batch, 3, 32, 32), np.float32)).shape == (batch, 2)
+
+
+def test_the_exported_resize_mode_is_what_scoring_uses(tiny_classifier, tmp_path):
+    """A model trained on padded images is scored on padded images, by the scorer and the service alike."""
+    wide = tmp_path / "images" / "wide.png"
+    wide.parent.mkdir()
+    pixels = np.zeros((32, 96, 3), np.uint8)
+    pixels[:, :, 0] = np.arange(96, dtype=np.uint8)[None, :] * 2
+    Image.fromarray(pixels).save(wide)
+    metadata = {"classes": ["a", "b"], "resolution": 32, "backbone": "efficientnet_lite0", "classifier": "linear_probe"}
+    answers = {}
+    for mode in ("stretch", "pad"):
+        model = load_model(export_model(tiny_classifier, tmp_path / mode, {**metadata, "resize": mode}))
+        assert model.resize == mode
+        expected = predict(model, load_batch([str(wide)], 32, mode))[0]
+        answers[mode] = predict_image(model, wide)["probabilities"]
+        np.testing.assert_allclose(list(answers[mode].values()), expected, atol=1e-6)
+        scored = next(csv.DictReader(score(tmp_path / mode, wide.parent, tmp_path / f"{mode}.csv").open()))
+        assert abs(float(scored["p_b"]) - expected[1]) < 1e-5
+    assert answers["stretch"] != answers["pad"]

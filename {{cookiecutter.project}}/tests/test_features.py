@@ -1,4 +1,5 @@
-"""The feature cache: keyed by backbone, weights, resolution, pooling and image hash; a re-run computes nothing."""
+"""The feature cache: keyed by backbone, weights, resolution, resize, pooling and image hash; a re-run computes
+nothing."""
 
 import numpy as np
 from conftest import stripes
@@ -46,10 +47,15 @@ def test_other_resolution_or_weights_are_other_cache_entries(tmp_path, tiny_imag
     bilinear = featurize(
         paths, "efficientnet_lite0", 32, work_dir=tmp_path, sha256=hashes, cache_dir=cache, pooling="bilinear"
     )
+    cropped = featurize(
+        paths, "efficientnet_lite0", 32, work_dir=tmp_path, sha256=hashes, cache_dir=cache, resize="crop"
+    )
     assert sorted(p.name for p in cache.iterdir()) == [
-        "efficientnet_lite0-none-32",
-        "efficientnet_lite0-pretrained-32",
-        "efficientnet_lite0-pretrained-32-bilinear-sqrtm",
-        "efficientnet_lite0-pretrained-48",
+        "efficientnet_lite0-none-32-stretch",
+        "efficientnet_lite0-pretrained-32-crop",
+        "efficientnet_lite0-pretrained-32-stretch",
+        "efficientnet_lite0-pretrained-32-stretch-bilinear-sqrtm",
+        "efficientnet_lite0-pretrained-48-stretch",
     ]
+    assert cropped.shape == (2, 1280)
     assert bilinear.shape == (2, feature_dim("efficientnet_lite0", "bilinear"))

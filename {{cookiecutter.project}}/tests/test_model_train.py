@@ -129,14 +129,20 @@ def test_augmentation_keeps_shape_and_dtype(flips):
 def test_saved_classifier_round_trips(tmp_path, tiny_images, pooling):
     backbone = featurizer("efficientnet_lite0", pooling=pooling, resolution=32)
     model = ImageClassifier(backbone, torch.nn.Linear(feature_dim("efficientnet_lite0", pooling), 2)).eval()
-    config = {"backbone": "efficientnet_lite0", "resolution": 32, "classes": ["a", "b"], "pooling": pooling}
-    save_classifier(model, tmp_path, **config)
+    config = {"backbone": "efficientnet_lite0", "resolution": 32, "resize": "pad", "classes": ["a", "b"]}
+    save_classifier(model, tmp_path, **config, pooling=pooling)
     loaded, config = load_classifier(tmp_path)
     paths = [str(p) for p in sorted(tiny_images.rglob("*.png"))[:3]]
     with torch.inference_mode():
-        expected = model(torch.from_numpy(load_batch(paths, 32))).numpy()
-    np.testing.assert_allclose(predict_paths(loaded, paths, 32), expected, atol=1e-5)
-    assert config["classes"] == ["a", "b"]
+        expected = model(torch.from_numpy(load_batch(paths, 32, "pad"))).numpy()
+    np.testing.assert_allclose(predict_paths(loaded, paths, 32, config["resize"]), expected, atol=1e-5)
+    assert config["classes"] == ["a", "b"] and config["resize"] == "pad"
+
+
+def test_saving_without_the_resize_mode_is_refused(tmp_path):
+    model = ImageClassifier(featurizer("efficientnet_lite0", weights="none", resolution=32), torch.nn.Linear(1280, 2))
+    with pytest.raises(ValueError, match="needs 'resize'"):
+        save_classifier(model, tmp_path, backbone="efficientnet_lite0", resolution=32, classes=["a", "b"])
 
 
 def test_freeze_holds_early_blocks_fixed():
@@ -154,7 +160,12 @@ def test_fit_trains_and_keeps_the_best_checkpoint(tmp_path, tiny_images):
     train, val = build_loaders(manifest, ["horizontal", "vertical"], 32, 8, "horizontal", seed=0)
     model = new_classifier("efficientnet_lite0", 2, 32, dropout=0.1)
     before = model.head.weight.detach().clone()
-    config = {"backbone": "efficientnet_lite0", "resolution": 32, "classes": ["horizontal", "vertical"]}
+    config = {
+        "backbone": "efficientnet_lite0",
+        "resolution": 32,
+        "resize": "stretch",
+        "classes": ["horizontal", "vertical"],
+    }
     history = fit(
         model,
         train,

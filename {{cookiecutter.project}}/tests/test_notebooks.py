@@ -103,6 +103,25 @@ def test_each_notebook_recorded_its_results(smoke_run):
         assert (out / "figures" / f"{figure}.png").stat().st_size > 1000
 
 
+def test_the_probe_chose_its_pooling_on_validation_and_metrics_record_it(smoke_run):
+    out, _ = smoke_run
+    probe = json.loads((out / "results" / "01_linear_probe.json").read_text())
+    candidates = probe["pooling_candidates"]
+    assert set(candidates) == {"average", "bilinear"}
+    assert candidates[probe["pooling"]]["val_accuracy"] == max(c["val_accuracy"] for c in candidates.values())
+    assert probe["val_accuracy"] == candidates[probe["pooling"]]["val_accuracy"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["probe_pooling"] == {"chosen": probe["pooling"], "candidates": candidates}
+    assert metrics["resize"] == "stretch"
+
+
+def test_your_own_images_get_photo_augmentation_whatever_the_project_was_baked_for(smoke_run):
+    out, _ = smoke_run
+    settings = json.loads((out / "models" / "fine_tuned" / "model.json").read_text())["settings"]
+    assert (settings["flips"], settings["augment_strength"]) == ("horizontal", 1.0)
+    assert json.loads((out / "results" / "01_acquire_data.json").read_text())["sample"] == ""
+
+
 def test_the_easy_tiny_task_is_learned(smoke_run):
     out, _ = smoke_run
     assert json.loads((out / "metrics.json").read_text())["val_accuracy"] >= 0.75

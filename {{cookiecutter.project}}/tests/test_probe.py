@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 import torch
 
-from {{ cookiecutter.package }}.probe import fit_probe, logits, make_probe, probabilities, to_linear
+from {{ cookiecutter.package }}.probe import (
+    choose_pooling,
+    fit_probe,
+    logits,
+    make_probe,
+    pooling_summary,
+    probabilities,
+    to_linear,
+)
 
 
 def blobs(n_classes: int, n: int = 60, dim: int = 5, seed: int = 0):
@@ -45,3 +53,18 @@ def test_folded_linear_svm_gives_the_same_scores_and_predictions(n_classes):
 def test_unknown_classifier_lists_the_valid_ones():
     with pytest.raises(ValueError, match="Invalid classifier 'forest'. Only logistic_regression, linear_svm"):
         make_probe(1.0, classifier="forest")
+
+
+def test_the_pooling_with_the_better_validation_accuracy_is_chosen():
+    x, y = blobs(2, n=80, seed=1)
+    noise = np.random.default_rng(0).normal(size=x.shape).astype(np.float32)
+    results = {
+        "average": fit_probe(noise[:50], y[:50], noise[50:], y[50:], (0.01, 1.0)),  # no signal
+        "bilinear": fit_probe(x[:50], y[:50], x[50:], y[50:], (0.01, 1.0)),
+    }
+    assert results["bilinear"].val_accuracy > results["average"].val_accuracy
+    assert choose_pooling(results) == "bilinear"
+    assert choose_pooling({"bilinear": results["bilinear"], "average": results["bilinear"]}) == "bilinear"  # tie
+    summary = pooling_summary(results)
+    assert summary["bilinear"]["val_accuracy"] == results["bilinear"].val_accuracy
+    assert summary["average"]["best_c"] in (0.01, 1.0)

@@ -77,12 +77,12 @@ def _train(args: argparse.Namespace) -> int:
     from . import distributed
     from .config import fine_tune_config
     from .pipeline import parse_value
-    from .runs import read_manifest, run_folder
+    from .runs import bundled_sample, read_manifest, run_folder
     from .train import fine_tune
 
     cfg = fine_tune_config({name: parse_value(value) for name, value in args.parameter})
     run_dir = run_folder(args.run_dir)
-    history = fine_tune(read_manifest(run_dir), cfg, run_dir / "models" / "fine_tuned")
+    history = fine_tune(read_manifest(run_dir), cfg, run_dir / "models" / "fine_tuned", bundled_sample(run_dir))
     distributed.log(f"best epoch {history.best_epoch}: val_accuracy={history.best_val_accuracy:.4f}")
     distributed.teardown()  # only after success: after an error torchrun stops the other processes
     return 0

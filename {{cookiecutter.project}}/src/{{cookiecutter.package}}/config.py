@@ -4,13 +4,14 @@ Notebook ``parameters`` cells hold plain values; the next cell turns them into o
 of these dataclasses, so a bad value fails early with the valid choices named.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .augment import FLIP_CHOICES
 from .backbones import BACKBONES, WEIGHTS_CHOICES
 from .checks import DEFAULT_MAX_PIXELS, HASH_SIZE
-from .pooling import POOLINGS
+from .data import DEFAULT_RESIZE, RESIZE_CHOICES
+from .pooling import POOLING_CHOICES
 from .probe import CLASSIFIERS
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -123,14 +124,16 @@ class ProbeConfig:
     resolution: int = 224
     batch_size: int = 32
     classifier: str = "logistic_regression"
-    pooling: str = "average"
+    pooling: str = "auto"  # auto: average and bilinear both tried, the better on validation kept
+    resize: str = DEFAULT_RESIZE
     c_grid: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise ConfigError(f"Invalid backbone {self.backbone!r}. Only {', '.join(BACKBONES)} are supported.")
         _check_choice("classifier", self.classifier, CLASSIFIERS)
-        _check_choice("pooling", self.pooling, tuple(POOLINGS))
+        _check_choice("POOLING", self.pooling, POOLING_CHOICES)
+        _check_choice("RESIZE", self.resize, RESIZE_CHOICES)
         _check_weights(self.weights)
         low, high = BACKBONES[self.backbone].resolution_range
         if not low <= self.resolution <= high:
@@ -151,6 +154,7 @@ class FineTuneConfig:
     backbone: str = "efficientnet_lite0"
     weights: str = "pretrained"
     resolution: int = 160
+    resize: str = DEFAULT_RESIZE
     epochs: int = 9
     batch_size: int = 32
     optimizer: str = "adamw"
@@ -159,8 +163,8 @@ class FineTuneConfig:
     weight_decay: float = 1e-4
     dropout: float = 0.2
     label_smoothing: float = 0.1
-    flips: str = "horizontal"
-    augment_strength: float = 1.0
+    flips: str = "auto"  # auto: what suits the data (see ``with_data_defaults``)
+    augment_strength: float | str = "auto"
     freeze_blocks: int = 3
     patience: int = 3
     class_weights: str = "none"
@@ -170,6 +174,7 @@ class FineTuneConfig:
     def __post_init__(self) -> None:
         _check_backbone_resolution(self.backbone, self.resolution, "FINE_TUNE_RESOLUTION")
         _check_weights(self.weights)
+        _check_choice("RESIZE", self.resize, RESIZE_CHOICES)
         _check_choice("OPTIMIZER", self.optimizer, OPTIMIZERS)
         _check_choice("SCHEDULE", self.schedule, SCHEDULES)
         _check_choice("CLASS_WEIGHTS", self.class_weights, CLASS_WEIGHTS)
@@ -184,15 +189,38 @@ class FineTuneConfig:
         for name, value in (("DROPOUT", self.dropout), ("LABEL_SMOOTHING", self.label_smoothing)):
             if not 0 <= value < 1:
                 raise ConfigError(f"{name}={value} must be at least 0 and below 1.")
-        if self.flips not in FLIP_CHOICES:
-            raise ConfigError(f"Invalid FLIPS {self.flips!r}. Only {', '.join(FLIP_CHOICES)} are supported.")
-        if not 0 <= self.augment_strength <= 2:
-            raise ConfigError(f"AUGMENT_STRENGTH={self.augment_strength} must be 0 (flips only) to 2.")
+        _check_choice("FLIPS", self.flips, ("auto", *FLIP_CHOICES))
+        strength = self.augment_strength
+        if strength != "auto" and (isinstance(strength, (str, bool)) or not 0 <= strength <= 2):
+            raise ConfigError(f"AUGMENT_STRENGTH={strength!r} must be 'auto' or 0 (flips only) to 2.")
         n_blocks = BACKBONES[self.backbone].n_blocks
         if not 0 <= self.freeze_blocks <= n_blocks:
             raise ConfigError(f"FREEZE_BLOCKS={self.freeze_blocks} must be 0 to {n_blocks} for {self.backbone}.")
         if self.patience < 1:
             raise ConfigError(f"PATIENCE={self.patience} must be at least 1 epoch.")
+
+    def with_data_defaults(self, sample: str) -> "FineTuneConfig":
+        """'auto' FLIPS and AUGMENT_STRENGTH made concrete for the run's data: a bundled sample's own
+        settings (ELPV's cells have no up or down), a generic choice for anybody else's images, so a
+        project baked for one dataset and pointed at another does not keep the first one's settings."""
+        suited = data_defaults(sample)
+        return replace(
+            self,
+            flips=suited["flips"] if self.flips == "auto" else self.flips,
+            augment_strength=suited["augment_strength"] if self.augment_strength == "auto" else self.augment_strength,
+        )
+
+
+# Fine-tuning settings that depend on the images, per bundled sample; "" is anybody else's images.
+DATA_DEFAULTS: dict[str, dict[str, object]] = {
+    "": {"flips": "horizontal", "augment_strength": 1.0},  # photos: mirror images are still photos of the class
+    "elpv": {"flips": "all", "augment_strength": 0.5},  # cells: any turn or mirror is a valid cell; subtle cracks
+    "digits": {"flips": "none", "augment_strength": 1.0},  # a mirrored 2 is no 2
+}
+
+
+def data_defaults(sample: str) -> dict[str, object]:
+    return dict(DATA_DEFAULTS.get(sample, DATA_DEFAULTS[""]))
 
 
 # 02_fine_tune's parameter names, for ``python -m <package> train -p NAME VALUE``

@@ -17,10 +17,10 @@ CARD_FILE = "MODEL_CARD.md"
 
 def export_model(model: ImageClassifier, out_dir: Path, metadata: dict) -> Path:
     """Write model.onnx + model.json (classes, resolution, metrics, ...) into ``out_dir``."""
-    for key in ("classes", "resolution", "backbone", "classifier"):
+    for key in ("classes", "resolution", "resize", "backbone", "classifier"):
         if key not in metadata:
             raise ValueError(
-                f"Export metadata is missing {key!r}; it needs classes, resolution, backbone and classifier."
+                f"Export metadata is missing {key!r}; it needs classes, resolution, resize, backbone and classifier."
             )
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_io.export_onnx(model, out_dir / MODEL_FILE, metadata["resolution"], "probabilities")
@@ -48,8 +48,9 @@ def write_model_card(out_dir: Path, metadata: dict, metrics: dict) -> Path:
         "pooled features, folded into a linear layer; `fine_tuned`: the network retrained end to end), "
         "chosen over the other candidates on validation accuracy.",
         f"- Settings: `{json.dumps(metadata.get('settings', {}), default=str)}`.",
-        f"- Input: RGB, {metadata['resolution']}x{metadata['resolution']} pixels, float32 NCHW on the 0-255 scale; "
-        "output: class probabilities.",
+        f"- Input: RGB, {metadata['resolution']}x{metadata['resolution']} pixels, float32 NCHW on the 0-255 scale, "
+        f"made square by `{metadata['resize']}` (stretch, centre crop or pad; the batch scorer and the service "
+        "do the same); output: class probabilities.",
         f"- Classes: {classes}.",
         "",
         "## Data",

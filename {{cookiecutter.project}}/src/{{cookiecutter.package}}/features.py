@@ -2,8 +2,8 @@
 
 On CPU the backbone runs through ONNX Runtime (several times faster than torch
 eager here); on CUDA it runs in torch with channels_last and mixed precision.
-The cache is keyed by backbone, weights, resolution, pooling and each image's sha256,
-so a re-run with the same inputs computes nothing.
+The cache is keyed by backbone, weights, resolution, resize mode, pooling and each image's
+sha256, so a re-run with the same inputs computes nothing.
 """
 
 import hashlib
@@ -15,15 +15,23 @@ import torch
 from tqdm.auto import tqdm
 
 from . import onnx_io
-from .data import load_batch
+from .data import DEFAULT_RESIZE, load_batch
 from .pooling import POOLINGS, check_pooling, featurizer
 
 
 class FeatureCache:
-    """Shards of (sha256, features) under ``root/<backbone>-<weights>-<resolution>[-<pooling>]/``."""
+    """Shards of (sha256, features) under ``root/<backbone>-<weights>-<resolution>-<resize>[-<pooling>]/``."""
 
-    def __init__(self, root: Path, backbone: str, weights: str, resolution: int, pooling: str = "average") -> None:
-        self.folder = Path(root) / feature_id(backbone, weights, resolution, pooling)
+    def __init__(
+        self,
+        root: Path,
+        backbone: str,
+        weights: str,
+        resolution: int,
+        pooling: str = "average",
+        resize: str = DEFAULT_RESIZE,
+    ) -> None:
+        self.folder = Path(root) / feature_id(backbone, weights, resolution, pooling, resize)
 
     def load(self) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
@@ -48,10 +56,12 @@ def weights_id(weights: str) -> str:
     return f"file{digest[:12]}"
 
 
-def feature_id(backbone: str, weights: str, resolution: int, pooling: str) -> str:
+def feature_id(backbone: str, weights: str, resolution: int, pooling: str, resize: str = DEFAULT_RESIZE) -> str:
+    """The cache folder name. The resize mode joined it when EfficientNet-Lite got its ReLU6 back, so
+    folders written by the earlier, wrong network never match."""
     check_pooling(pooling)
     tag = POOLINGS[pooling]
-    return f"{backbone}-{weights_id(weights)}-{resolution}" + (f"-{tag}" if tag else "")
+    return f"{backbone}-{weights_id(weights)}-{resolution}-{resize}" + (f"-{tag}" if tag else "")
 
 
 def featurize(
@@ -64,22 +74,27 @@ def featurize(
     sha256: list[str] | None = None,
     cache_dir: Path | None = None,
     pooling: str = "average",
+    resize: str = DEFAULT_RESIZE,
 ) -> np.ndarray:
-    """Features (len(paths), feature_dim) as float32, in the order of ``paths``.
+    """Features (len(paths), feature_dim) as float32, in the order of ``paths``; images made square
+    as ``resize`` says (``data.to_square``).
 
     With ``sha256`` (one per path) and ``cache_dir``, cached features are reused and
     only the missing ones computed (then cached); copies of an image are computed once."""
     if cache_dir is None or sha256 is None:
-        return _compute(paths, backbone, resolution, batch_size, work_dir, weights, pooling)
-    cache = FeatureCache(cache_dir, backbone, weights, resolution, pooling)
+        return _compute(paths, backbone, resolution, batch_size, work_dir, weights, pooling, resize)
+    cache = FeatureCache(cache_dir, backbone, weights, resolution, pooling, resize)
     known = cache.load()
     missing = list(dict.fromkeys(k for k in sha256 if k not in known))
     print(
-        f"features {backbone} {resolution} px {pooling}: {len(sha256) - len(missing)} cached, {len(missing)} to compute"
+        f"features {backbone} {resolution} px {resize} {pooling}: {len(sha256) - len(missing)} cached, "
+        f"{len(missing)} to compute"
     )
     if missing:
         path_of = dict(zip(sha256, paths))
-        new = _compute([path_of[k] for k in missing], backbone, resolution, batch_size, work_dir, weights, pooling)
+        new = _compute(
+            [path_of[k] for k in missing], backbone, resolution, batch_size, work_dir, weights, pooling, resize
+        )
         cache.add(missing, new)
         known.update(zip(missing, new))
     return np.stack([known[k] for k in sha256]).astype(np.float32)
@@ -93,6 +108,7 @@ def _compute(
     work_dir: Path | None,
     weights: str,
     pooling: str,
+    resize: str,
 ) -> np.ndarray:
     model = featurizer(backbone, pooling=pooling, weights=weights, resolution=resolution)
     if torch.cuda.is_available():
@@ -102,7 +118,7 @@ def _compute(
         sess = onnx_io.session(onnx_io.export_onnx(model, onnx_path, resolution, "features"))
         run = lambda images: onnx_io.run(sess, images)  # noqa: E731
     batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
-    out = [run(load_batch(b, resolution)) for b in tqdm(batches, desc=f"features {backbone}")]
+    out = [run(load_batch(b, resolution, resize)) for b in tqdm(batches, desc=f"features {backbone}")]
     return np.concatenate(out).astype(np.float32)
 
 

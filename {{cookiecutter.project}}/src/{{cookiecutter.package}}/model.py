@@ -13,7 +13,7 @@ from torch import nn
 
 from .augment import FLIP_CHOICES
 from .backbones import BACKBONES, get_backbone
-from .data import load_batch
+from .data import DEFAULT_RESIZE, load_batch
 from .pooling import feature_dim, featurizer
 
 WEIGHTS_FILE = "model.pt"
@@ -59,8 +59,8 @@ def new_classifier(
 
 
 def save_classifier(model: ImageClassifier, folder: Path, **config: object) -> Path:
-    """Weights plus the config needed to rebuild the model (backbone, resolution, classes, ...)."""
-    for key in ("backbone", "resolution", "classes"):
+    """Weights plus the config needed to rebuild and feed the model (backbone, resolution, resize, classes, ...)."""
+    for key in ("backbone", "resolution", "resize", "classes"):
         if key not in config:
             raise ValueError(f"save_classifier needs {key!r} in the config to rebuild the model later.")
     folder.mkdir(parents=True, exist_ok=True)
@@ -74,6 +74,7 @@ def load_classifier(folder: Path) -> tuple[ImageClassifier, dict]:
     if not (folder / WEIGHTS_FILE).is_file():
         raise FileNotFoundError(f"No saved model in {folder}: run the modeling notebooks with the same RUN_DIR.")
     config = json.loads((folder / CONFIG_FILE).read_text())
+    config.setdefault("resize", "stretch")  # models saved before RESIZE existed stretched every image
     pooling = config.get("pooling", "average")
     backbone = featurizer(config["backbone"], pooling=pooling, weights="none", resolution=config["resolution"])
     head = nn.Linear(feature_dim(config["backbone"], pooling), len(config["classes"]))
@@ -83,12 +84,14 @@ def load_classifier(folder: Path) -> tuple[ImageClassifier, dict]:
 
 
 @torch.inference_mode()
-def predict_paths(model: ImageClassifier, paths: list[str], resolution: int, batch_size: int = 64) -> np.ndarray:
-    """Probabilities for image files, in torch (CUDA when present)."""
+def predict_paths(
+    model: ImageClassifier, paths: list[str], resolution: int, resize: str = DEFAULT_RESIZE, batch_size: int = 64
+) -> np.ndarray:
+    """Probabilities for image files, in torch (CUDA when present); pass the model's own resolution and resize."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model.to(device).eval()
     out = []
     for start in range(0, len(paths), batch_size):
-        batch = torch.from_numpy(load_batch(paths[start : start + batch_size], resolution)).to(device)
+        batch = torch.from_numpy(load_batch(paths[start : start + batch_size], resolution, resize)).to(device)
         out.append(model(batch).float().cpu().numpy())
     return np.concatenate(out)

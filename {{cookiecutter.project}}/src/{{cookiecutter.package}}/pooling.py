@@ -17,6 +17,7 @@ from .backbones import BACKBONES, Features, get_backbone
 # Each pooling and its tag in feature-cache folder names; a tag changes whenever what the pooling
 # computes changes, so stale cached features are never reused.
 POOLINGS = {"average": "", "bilinear": "bilinear-sqrtm"}
+POOLING_CHOICES = ("auto", *POOLINGS)  # auto: the probe tries each and keeps the best on validation
 MAX_CHANNELS = 128  # wider maps are projected down first: the Gram matrix grows with channels squared
 SQRT_ITERATIONS = 20  # Newton-Schulz steps: the root then matches an eigendecomposition's to ~1e-5
 
@@ -79,6 +80,14 @@ def feature_dim(name: str, pooling: str = "average") -> int:
         return spec.feature_dim
     k = min(spec.texture_channels, MAX_CHANNELS)
     return k * (k + 1) // 2
+
+
+def candidates(pooling: str) -> list[str]:
+    """The poolings a probe tries: all of them for 'auto', else the one asked for."""
+    if pooling == "auto":
+        return list(POOLINGS)
+    check_pooling(pooling)
+    return [pooling]
 
 
 def check_pooling(pooling: str) -> None:

@@ -17,6 +17,7 @@ class ExportedModel:
     session: object
     classes: list[str]
     resolution: int
+    resize: str  # how an image becomes square, as the model was trained (data.to_square)
     metadata: dict
 
 
@@ -29,7 +30,9 @@ def load_model(model_dir: str | Path) -> ExportedModel:
             "run the pipeline and pass its <out>/model folder."
         )
     metadata = json.loads((model_dir / METADATA_FILE).read_text())
-    return ExportedModel(onnx_io.session(model_dir / MODEL_FILE), metadata["classes"], metadata["resolution"], metadata)
+    resize = metadata.get("resize", "stretch")  # models exported before RESIZE existed were stretched
+    session = onnx_io.session(model_dir / MODEL_FILE)
+    return ExportedModel(session, metadata["classes"], metadata["resolution"], resize, metadata)
 
 
 def predict(model: ExportedModel, batch: np.ndarray) -> np.ndarray:
@@ -39,7 +42,7 @@ def predict(model: ExportedModel, batch: np.ndarray) -> np.ndarray:
 
 def predict_image(model: ExportedModel, path_or_file) -> dict[str, object]:
     """Label and per-class probabilities for one image (a path or a file-like object)."""
-    image = load_image(path_or_file, model.resolution)
+    image = load_image(path_or_file, model.resolution, model.resize)
     probs = predict(model, image.transpose(2, 0, 1)[None].astype(np.float32))[0]
     return {
         "label": model.classes[int(probs.argmax())],
@@ -75,7 +78,7 @@ def score(model_dir: Path, source: Path, output: Path, batch_size: int = 32) -> 
         writer.writerow(["path", "prediction", *[f"p_{name}" for name in model.classes]])
         for start in range(0, len(paths), batch_size):
             chunk = paths[start : start + batch_size]
-            probs = predict(model, load_batch(chunk, model.resolution))
+            probs = predict(model, load_batch(chunk, model.resolution, model.resize))
             for path, row in zip(chunk, probs):
                 writer.writerow([path, model.classes[int(row.argmax())], *[f"{p:.6f}" for p in row]])
     return output

@@ -79,6 +79,24 @@ def fit_probe(
     return ProbeResult(probe, row["C"], row["val_accuracy"], curve)
 
 
+def best_log_loss(result: ProbeResult) -> float:
+    return next(row["val_log_loss"] for row in result.curve if row["C"] == result.best_c)
+
+
+def choose_pooling(results: dict[str, ProbeResult]) -> str:
+    """The pooling whose probe scored best on validation (ties: lower log-loss, then the one listed first)."""
+    order = list(results)
+    return min(results, key=lambda p: (-results[p].val_accuracy, best_log_loss(results[p]), order.index(p)))
+
+
+def pooling_summary(results: dict[str, ProbeResult]) -> dict[str, dict[str, float]]:
+    """Each pooling's chosen C and its validation accuracy and log-loss, JSON-ready."""
+    return {
+        pooling: {"best_c": r.best_c, "val_accuracy": r.val_accuracy, "val_log_loss": best_log_loss(r)}
+        for pooling, r in results.items()
+    }
+
+
 def to_linear(probe: Pipeline) -> nn.Linear:
     """The scaler and the linear classifier as one Linear layer giving the ``logits`` above.
 

@@ -25,6 +25,17 @@ def record(run_dir: Path, notebook: str, values: dict) -> Path:
     return path
 
 
+def results(run_dir: Path, notebook: str) -> dict:
+    """What ``record`` wrote for ``notebook``, or {} if it has not run in this run folder."""
+    path = run_dir / "results" / f"{notebook}.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def bundled_sample(run_dir: Path) -> str:
+    """The bundled sample this run's images came from, or "" for the user's own images."""
+    return results(run_dir, "01_acquire_data").get("sample", "")
+
+
 def read_manifest(run_dir: Path, usable_only: bool = True) -> pd.DataFrame:
     path = run_dir / MANIFEST
     if not path.is_file():

@@ -19,21 +19,21 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .augment import augment_batch, build_augmenter
-from .data import load_image
+from .data import DEFAULT_RESIZE, load_image
 from .model import ImageClassifier, load_classifier, new_classifier, predict_paths, save_classifier
 
 
 class ImageFiles(Dataset):
-    """uint8 HWC images at a fixed resolution, with integer labels."""
+    """uint8 HWC images at a fixed resolution, made square as ``resize`` says, with integer labels."""
 
-    def __init__(self, paths: list[str], labels: np.ndarray, resolution: int) -> None:
-        self.paths, self.labels, self.resolution = paths, labels, resolution
+    def __init__(self, paths: list[str], labels: np.ndarray, resolution: int, resize: str) -> None:
+        self.paths, self.labels, self.resolution, self.resize = paths, labels, resolution, resize
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
-        return load_image(self.paths[i], self.resolution), int(self.labels[i])
+        return load_image(self.paths[i], self.resolution, self.resize), int(self.labels[i])
 
 
 def _collate(augmenter):
@@ -55,6 +55,7 @@ def build_loaders(
     flips: str,
     seed: int,
     augment_strength: float = 1.0,
+    resize: str = DEFAULT_RESIZE,
 ) -> tuple[DataLoader, DataLoader]:
     """Augmented, shuffled train loader and a plain validation loader (num_workers=0: 2-core CPUs).
 
@@ -64,7 +65,7 @@ def build_loaders(
 
     def dataset(split: str) -> ImageFiles:
         rows = manifest[manifest.split == split]
-        return ImageFiles(list(rows.path), rows.label.map(index).to_numpy(), resolution)
+        return ImageFiles(list(rows.path), rows.label.map(index).to_numpy(), resolution, resize)
 
     augmenter = build_augmenter(flips, augment_strength, seed=seed + rank)
     train_set, val_set = dataset("train"), dataset("val")
@@ -271,14 +272,16 @@ def _resume(path: Path, state: dict, config: dict) -> History:
     return history
 
 
-def fine_tune(manifest: pd.DataFrame, cfg, out_dir: Path) -> History:
+def fine_tune(manifest: pd.DataFrame, cfg, out_dir: Path, sample: str = "") -> History:
     """The whole fine-tuning step from a manifest and a ``FineTuneConfig``, as the notebook and
-    ``python -m <package> train`` (alone or under torchrun) run it."""
+    ``python -m <package> train`` (alone or under torchrun) run it. ``sample``: the bundled sample the
+    images came from ("" for the user's own), which settles 'auto' settings."""
+    cfg = cfg.with_data_defaults(sample)
     distributed.setup()
     torch.manual_seed(cfg.seed)
     classes = sorted(manifest.label.unique())
     train_loader, val_loader = build_loaders(
-        manifest, classes, cfg.resolution, cfg.batch_size, cfg.flips, cfg.seed, cfg.augment_strength
+        manifest, classes, cfg.resolution, cfg.batch_size, cfg.flips, cfg.seed, cfg.augment_strength, cfg.resize
     )
     model = new_classifier(cfg.backbone, len(classes), cfg.resolution, cfg.dropout, weights=cfg.weights)
     model.backbone.freeze(cfg.freeze_blocks)
@@ -300,6 +303,7 @@ def fine_tune(manifest: pd.DataFrame, cfg, out_dir: Path) -> History:
         config={
             "backbone": cfg.backbone,
             "resolution": cfg.resolution,
+            "resize": cfg.resize,
             "classes": classes,
             "classifier": "fine_tuned",
             "settings": vars(cfg),
@@ -320,7 +324,7 @@ def add_test_time_augmentation(checkpoint: Path, manifest: pd.DataFrame, tta: st
     model, config = load_classifier(checkpoint)
     model.tta = tta
     val = manifest[manifest.split == "val"]
-    probs = predict_paths(model, list(val.path), config["resolution"])
+    probs = predict_paths(model, list(val.path), config["resolution"], config["resize"])
     predicted = np.asarray(config["classes"])[probs.argmax(1)]
     config.setdefault("val_accuracy_without_tta", config["val_accuracy"])  # a re-run must not stack TTA twice
     config["tta"] = tta
