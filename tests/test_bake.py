@@ -32,6 +32,7 @@ COMMON = {
     "docs/model_report.md",
     "docs/project_charter.md",
     "tests/conftest.py",
+    "tests/test_backbone_reference.py",
     "tests/test_cli.py",
     "tests/test_config.py",
     "tests/test_acquisition_pipeline.py",
