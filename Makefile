@@ -24,8 +24,9 @@ demo: venv ## bake the default project and run its pipeline on ELPV (demo profil
 	@echo "Metrics:            $(DEMO_PROJECT)/runs/demo/metrics.json"
 	@echo "Executed notebooks: $(DEMO_PROJECT)/runs/demo/notebooks/"
 
-bench: venv ## ingestion benchmark: manifest building on 20,000 JPEGs against a plain PIL loop
+bench: venv ## ingestion benchmark (manifest vs a plain PIL loop) and the resize modes measured on photos and ELPV
 	$(PY) bench/ingest.py
+	$(PY) bench/resize.py
 
 lint: venv ## ruff on the template's own Python (hooks, tests)
 	.venv/bin/ruff check hooks tests bench

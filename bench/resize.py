@@ -44,7 +44,10 @@ def photo_paths() -> dict[Path, set[str]]:
 
     found = {}
     for (package, relative), classes in PHOTOS.items():
-        path = Path(importlib.import_module(package).__file__).parent / relative
+        try:
+            path = Path(importlib.import_module(package).__file__).parent / relative
+        except ImportError:
+            continue  # a package that is not installed takes its photos with it
         if path.is_file():
             found[path] = classes
     return found

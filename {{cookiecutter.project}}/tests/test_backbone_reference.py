@@ -194,3 +194,8 @@ def test_onnx_runtime_agrees_with_torch(name, pooling, photos, tmp_path):
     with torch.inference_mode():
         expected = model(torch.from_numpy(images)).numpy()
     assert_close(onnx_io.run(session, images), expected)
+
+
+def test_the_imagenet_classifier_needs_imagenet_weights():
+    with pytest.raises(ValueError, match="needs pretrained weights"):
+        imagenet_classifier("efficientnet_lite0", weights="none")

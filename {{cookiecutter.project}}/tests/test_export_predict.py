@@ -1,4 +1,5 @@
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -67,3 +68,14 @@ def test_the_exported_resize_mode_is_what_scoring_uses(tiny_classifier, tmp_path
         scored = next(csv.DictReader(score(tmp_path / mode, wide.parent, tmp_path / f"{mode}.csv").open()))
         assert abs(float(scored["p_b"]) - expected[1]) < 1e-5
     assert answers["stretch"] != answers["pad"]
+
+
+def test_an_exported_lite_model_from_before_the_activation_fix_is_refused(exported_model, tmp_path):
+    old = tmp_path / "old_model"
+    old.mkdir()
+    (old / "model.onnx").write_bytes((exported_model / "model.onnx").read_bytes())
+    metadata = json.loads((exported_model / "model.json").read_text())
+    del metadata["resize"]
+    (old / "model.json").write_text(json.dumps(metadata))
+    with pytest.raises(ValueError, match="wrong activation.*export again"):
+        load_model(old)

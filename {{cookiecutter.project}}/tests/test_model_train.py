@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -229,3 +230,18 @@ def test_a_seed_makes_a_cpu_run_repeatable(tmp_path, tiny_images):
     assert runs[0] == runs[1]
     other = fine_tune(manifest, FineTuneConfig(**{**vars(cfg), "seed": 5}), tmp_path / "other").rows
     assert [r["train_loss"] for r in other] != [r["train_loss"] for r in runs[0]]
+
+
+def test_a_lite_model_saved_before_the_activation_fix_is_refused_not_misused(tmp_path):
+    model = ImageClassifier(featurizer("efficientnet_lite0", weights="none", resolution=32), torch.nn.Linear(1280, 2))
+    save_classifier(model, tmp_path, backbone="efficientnet_lite0", resolution=32, resize="stretch", classes=["a", "b"])
+    config = json.loads((tmp_path / "model.json").read_text())
+    del config["resize"]  # what every model.json written before the fix looks like
+    (tmp_path / "model.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="wrong activation.*Re-run the modeling notebooks"):
+        load_classifier(tmp_path)
+
+
+def test_alexnet_pooling_matrices_are_rebuilt_not_saved():
+    keys = get_backbone("alexnet", weights="none", resolution=96).state_dict()
+    assert not any(key.startswith("net.avgpool") for key in keys)

@@ -36,6 +36,9 @@ def smoke_run(tiny_images, tmp_path_factory):
         "-p",
         "VAL_FRACTION",
         "0.3",  # a validation split big enough to judge on 24 images
+        "-p",
+        "RESIZE",
+        "crop",  # not the default, so the tests below see it travel (the tiny images are square: same pixels)
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -112,7 +115,14 @@ def test_the_probe_chose_its_pooling_on_validation_and_metrics_record_it(smoke_r
     assert probe["val_accuracy"] == candidates[probe["pooling"]]["val_accuracy"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["probe_pooling"] == {"chosen": probe["pooling"], "candidates": candidates}
-    assert metrics["resize"] == "stretch"
+
+
+def test_the_resize_mode_travels_from_the_parameters_to_every_model_and_the_service(smoke_run):
+    out, _ = smoke_run
+    assert json.loads((out / "metrics.json").read_text())["resize"] == "crop"
+    for saved in ("models/linear_probe", "models/fine_tuned", "model"):
+        assert json.loads((out / saved / "model.json").read_text())["resize"] == "crop", saved
+    assert json.loads((out / "results" / "03_web_service.json").read_text())["health"]["resize"] == "crop"
 
 
 def test_your_own_images_get_photo_augmentation_whatever_the_project_was_baked_for(smoke_run):

@@ -9,6 +9,7 @@ def test_service_answers_health_and_predict_over_http(exported_model, tiny_image
         assert url.startswith("http://127.0.0.1:")
         health = requests.get(f"{url}/health", timeout=10).json()
         assert health["classes"] == ["horizontal", "vertical"]
+        assert (health["resolution"], health["resize"]) == (32, "stretch")
         with image.open("rb") as f:
             answer = requests.post(f"{url}/predict", files={"file": f}, timeout=30)
         assert answer.status_code == 200

@@ -137,7 +137,7 @@ class AdaptiveAveragePool(nn.Module):
         for i in range(out_size):  # the same windows torch uses: [floor(i*in/out), ceil((i+1)*in/out))
             start, end = (i * in_size) // out_size, -(-(i + 1) * in_size // out_size)
             weights[i, start:end] = 1.0 / (end - start)
-        self.register_buffer("weights", weights)
+        self.register_buffer("weights", weights, persistent=False)  # rebuilt from the resolution, never saved
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.einsum("ih,nchw,jw->ncij", self.weights, x, self.weights)
@@ -307,8 +307,12 @@ def imagenet_classifier(name: str, *, weights: str = "pretrained", resolution: i
     (N, 1000) logits, classes in the order of ``imagenet_classes()``.
 
     The known-answer check of a featurizer: a photo of a cat should come out as a cat."""
+    if weights == "none":
+        raise ValueError("imagenet_classifier needs pretrained weights: 'pretrained' or an ImageNet weights file.")
     state = _state_dict(name, weights)
     prefix = BACKBONES[name].imagenet_head
+    if f"{prefix}.weight" not in state:
+        raise ValueError(f"The weights for {name} hold no ImageNet classifier ({prefix}.weight): use ImageNet's.")
     head = nn.Linear(state[f"{prefix}.weight"].shape[1], state[f"{prefix}.weight"].shape[0])
     head.load_state_dict({"weight": state[f"{prefix}.weight"], "bias": state[f"{prefix}.bias"]})
     return nn.Sequential(get_backbone(name, weights=weights, resolution=resolution), head).eval()

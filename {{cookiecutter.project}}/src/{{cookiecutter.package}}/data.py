@@ -44,7 +44,7 @@ def open_rgb(path) -> Image.Image:
 
 
 RESIZE_CHOICES = ("stretch", "crop", "pad")
-DEFAULT_RESIZE = "stretch"  # chosen on measurements: see the README's "Preprocessing" section
+DEFAULT_RESIZE = "stretch"  # measured: ties crop and beats pad on natural photos; keeps every pixel of content
 PAD_VALUE = (127, 127, 127)  # mid-grey: close to every backbone's normalisation mean, so borders add little signal
 
 

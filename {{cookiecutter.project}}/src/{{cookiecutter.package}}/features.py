@@ -114,7 +114,8 @@ def _compute(
     if torch.cuda.is_available():
         run = _torch_runner(model)
     else:
-        onnx_path = Path(work_dir or ".") / f"featurizer-{feature_id(backbone, weights, resolution, pooling)}.onnx"
+        name = feature_id(backbone, weights, resolution, pooling, resize)
+        onnx_path = Path(work_dir or ".") / f"featurizer-{name}.onnx"
         sess = onnx_io.session(onnx_io.export_onnx(model, onnx_path, resolution, "features"))
         run = lambda images: onnx_io.run(sess, images)  # noqa: E731
     batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]

@@ -74,6 +74,7 @@ def load_classifier(folder: Path) -> tuple[ImageClassifier, dict]:
     if not (folder / WEIGHTS_FILE).is_file():
         raise FileNotFoundError(f"No saved model in {folder}: run the modeling notebooks with the same RUN_DIR.")
     config = json.loads((folder / CONFIG_FILE).read_text())
+    check_not_trained_on_swish(config, folder)
     config.setdefault("resize", "stretch")  # models saved before RESIZE existed stretched every image
     pooling = config.get("pooling", "average")
     backbone = featurizer(config["backbone"], pooling=pooling, weights="none", resolution=config["resolution"])
@@ -81,6 +82,16 @@ def load_classifier(folder: Path) -> tuple[ImageClassifier, dict]:
     model = ImageClassifier(backbone, head, tta=config.get("tta", "none"))
     model.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
     return model.eval(), config
+
+
+def check_not_trained_on_swish(config: dict, folder: Path) -> None:
+    """EfficientNet-Lite models saved before RESIZE existed were trained while the backbone ran Swish in place
+    of its ReLU6; with the right activation their heads would predict nonsense without any error."""
+    if "resize" not in config and BACKBONES[config["backbone"]].bundled:
+        raise ValueError(
+            f"The model in {folder} was trained with an EfficientNet-Lite that ran the wrong activation "
+            "(before the fix that added RESIZE): its predictions would be wrong. Re-run the modeling notebooks."
+        )
 
 
 @torch.inference_mode()

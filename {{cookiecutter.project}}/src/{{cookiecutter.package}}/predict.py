@@ -30,6 +30,11 @@ def load_model(model_dir: str | Path) -> ExportedModel:
             "run the pipeline and pass its <out>/model folder."
         )
     metadata = json.loads((model_dir / METADATA_FILE).read_text())
+    if "resize" not in metadata and metadata.get("backbone", "").startswith("efficientnet_lite"):
+        raise ValueError(
+            f"The model in {str(model_dir)!r} was exported from an EfficientNet-Lite that ran the wrong activation "
+            "(before the fix that added RESIZE): its predictions would be wrong. Re-run the pipeline and export again."
+        )
     resize = metadata.get("resize", "stretch")  # models exported before RESIZE existed were stretched
     session = onnx_io.session(model_dir / MODEL_FILE)
     return ExportedModel(session, metadata["classes"], metadata["resolution"], resize, metadata)

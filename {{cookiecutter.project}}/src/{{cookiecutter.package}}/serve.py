@@ -22,7 +22,13 @@ def create_app(model_dir: str | Path) -> FastAPI:
 
     @app.get("/health")
     def health() -> dict[str, object]:
-        return {"status": "ok", "classes": model.classes, "backbone": model.metadata.get("backbone")}
+        return {
+            "status": "ok",
+            "classes": model.classes,
+            "backbone": model.metadata.get("backbone"),
+            "resolution": model.resolution,
+            "resize": model.resize,  # how every image is made square before the model sees it
+        }
 
     @app.post("/predict")
     async def predict(file: UploadFile = File(...)) -> dict[str, object]:
