@@ -37,6 +37,7 @@ COMMON = {
     "tests/test_config.py",
     "tests/test_acquisition_pipeline.py",
     "tests/test_data.py",
+    "tests/test_deployment_without_torch.py",
     "tests/test_download.py",
     "tests/test_duplicates_splits.py",
     "tests/test_export_predict.py",

@@ -2,15 +2,14 @@ import pytest
 
 from {{ cookiecutter.package }}.config import (
     FINE_TUNE_PARAMETERS,
-    PROFILES,
     ConfigError,
     DataConfig,
     FineTuneConfig,
     ProbeConfig,
     fine_tune_config,
-    profile,
 )
-from {{ cookiecutter.package }}.pipeline import declared_parameters, notebook_paths
+from {{ cookiecutter.package }}.pipeline import PROFILES, declared_parameters, notebook_paths
+from {{ cookiecutter.package }}.pipeline import profile_values as profile
 
 
 def test_unknown_backbone_lists_the_valid_ones():

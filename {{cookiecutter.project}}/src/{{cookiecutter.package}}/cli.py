@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import PROFILES
+from .pipeline import PROFILES  # torch-free: `score` and `serve` start without loading torch
 
 
 def build_parser() -> argparse.ArgumentParser:

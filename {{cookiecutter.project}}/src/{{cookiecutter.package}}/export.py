@@ -9,10 +9,7 @@ import torch
 from . import onnx_io
 from .backbones import BACKBONES
 from .model import ImageClassifier
-
-MODEL_FILE = "model.onnx"
-METADATA_FILE = "model.json"
-CARD_FILE = "MODEL_CARD.md"
+from .predict import CARD_FILE, METADATA_FILE, MODEL_FILE
 
 
 def export_model(model: ImageClassifier, out_dir: Path, metadata: dict) -> Path:

@@ -7,14 +7,14 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 INPUT_NAME = "images"
 
 
-def export_onnx(model: nn.Module, path: Path, resolution: int, output_name: str) -> Path:
-    """Write ``model`` (float images 0-255, NCHW) to ``path`` with a dynamic batch axis."""
+def export_onnx(model, path: Path, resolution: int, output_name: str) -> Path:
+    """Write ``model`` (a torch module: float images 0-255, NCHW) to ``path`` with a dynamic batch axis."""
+    import torch  # only exporting needs torch: scoring and serving run on ONNX Runtime alone
+
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(1, 3, resolution, resolution)
     tmp = path.with_suffix(".tmp.onnx")

@@ -9,7 +9,11 @@ import numpy as np
 
 from . import onnx_io
 from .data import IMAGE_EXTENSIONS, image_files, load_batch, load_image
-from .export import METADATA_FILE, MODEL_FILE
+
+# An exported model folder; ``export`` writes it, everything here reads it.
+MODEL_FILE = "model.onnx"
+METADATA_FILE = "model.json"
+CARD_FILE = "MODEL_CARD.md"
 
 
 @dataclass
