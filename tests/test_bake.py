@@ -42,6 +42,7 @@ COMMON = {
     "tests/test_duplicates_splits.py",
     "tests/test_export_predict.py",
     "tests/test_features.py",
+    "tests/test_gpu.py",
     "tests/test_model_train.py",
     "tests/test_notebooks.py",
     "tests/test_probe.py",
