@@ -50,6 +50,11 @@ def test_pipeline_writes_what_the_contract_names(smoke_run):
     out, stdout = smoke_run
     assert stdout.strip().splitlines()[-1] == str(out)
     assert "test_accuracy=" in stdout.strip().splitlines()[-2]
+    progress = stdout.splitlines()
+    assert any(line.startswith("      epoch 1/1: train loss") for line in progress), "epochs stream as they run"
+    assert any("features {{ cookiecutter.backbone }} 96 px crop bilinear:" in line for line in progress)
+    assert any("kept: validation accuracy" in line for line in progress)
+    assert not any("it/s]" in line for line in progress), "progress bars stay in the notebooks"
     for name in NOTEBOOKS:
         executed = out / "notebooks" / name.split("/")[0] / name.split("/")[1]
         assert executed.is_file(), executed

@@ -5,12 +5,15 @@ export, score and serve the same way.
 """
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from . import onnx_io
 from .augment import FLIP_CHOICES
 from .backbones import BACKBONES, get_backbone
 from .data import DEFAULT_RESIZE, load_batch
@@ -94,15 +97,20 @@ def check_not_trained_on_swish(config: dict, folder: Path) -> None:
         )
 
 
-@torch.inference_mode()
 def predict_paths(
     model: ImageClassifier, paths: list[str], resolution: int, resize: str = DEFAULT_RESIZE, batch_size: int = 64
 ) -> np.ndarray:
-    """Probabilities for image files, in torch (CUDA when present); pass the model's own resolution and resize."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = model.to(device).eval()
-    out = []
-    for start in range(0, len(paths), batch_size):
-        batch = torch.from_numpy(load_batch(paths[start : start + batch_size], resolution, resize)).to(device)
-        out.append(model(batch).float().cpu().numpy())
+    """Probabilities for image files; pass the model's own resolution and resize.
+
+    On CUDA in torch; on CPU through ONNX Runtime, the path deployment scores on (several
+    times faster than torch eager there, mirrored views included)."""
+    batches = [paths[start : start + batch_size] for start in range(0, len(paths), batch_size)]
+    if torch.cuda.is_available():
+        model = model.to("cuda").eval()
+        with torch.inference_mode():
+            run = lambda images: model(torch.from_numpy(images).cuda()).float().cpu().numpy()  # noqa: E731
+            return np.concatenate([run(load_batch(b, resolution, resize)) for b in tqdm(batches, desc="scoring")])
+    with tempfile.TemporaryDirectory(prefix="predict-") as tmp:
+        session = onnx_io.session(onnx_io.export_onnx(model, Path(tmp) / "model.onnx", resolution, "probabilities"))
+        out = [onnx_io.run(session, load_batch(b, resolution, resize)) for b in tqdm(batches, desc="scoring")]
     return np.concatenate(out)

@@ -2,6 +2,7 @@
 
 import ast
 import json
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -80,14 +81,36 @@ def default_out(profile: str) -> Path:
     return project_root() / "runs" / f"{datetime.now():%Y%m%d-%H%M%S}-{profile}"
 
 
+class IndentedLines:
+    """A text stream that writes each line it is given, indented, to ``target`` (a file object)."""
+
+    def __init__(self, target, indent: str = "      ") -> None:
+        self.target, self.indent = target, indent
+
+    def write(self, text: str) -> int:
+        lines = [line for line in text.splitlines() if line.strip()]
+        for line in lines:
+            self.target.write(f"{self.indent}{line}\n")
+        self.target.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
 def run_pipeline(
     data_dir: str | None = None,
     profile: str = "demo",
     out: str | Path | None = None,
     overrides: dict[str, object] | None = None,
     log=print,
+    progress=sys.stdout,
 ) -> dict:
-    """Execute the notebooks into ``out/notebooks`` and return ``out/metrics.json``."""
+    """Execute the notebooks into ``out/notebooks`` and return ``out/metrics.json``.
+
+    What the notebooks print (image counts, features cached and computed, one line per epoch
+    with loss and accuracy, the choices made) streams to ``progress`` as they run; progress
+    bars stay in the executed notebooks, so CI logs are not flooded."""
     import papermill
 
     out = resolve(out) if out else default_out(profile)
@@ -113,6 +136,7 @@ def run_pipeline(
                 cwd=str(notebook.parent),
                 kernel_name="python3",
                 progress_bar=False,
+                stdout_file=IndentedLines(progress) if progress else None,
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],  # keep the kernel's start-up chatter out
             )
         except papermill.PapermillExecutionError as error:
