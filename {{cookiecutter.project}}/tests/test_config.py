@@ -136,3 +136,35 @@ def test_parameters_cells_hold_the_config_defaults_for_data_dependent_choices():
     assert values["POOLING"] == probe.pooling == "auto"
     assert values["RESIZE"] == probe.resize == fine_tune.resize
     assert (values["FLIPS"], values["AUGMENT_STRENGTH"]) == (fine_tune.flips, fine_tune.augment_strength)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: fine_tune_config({"EPOCHS": "abc"}), "EPOCHS='abc' must be a whole number."),
+        (lambda: fine_tune_config({"LEARNING_RATE": "fast"}), "LEARNING_RATE='fast' must be a number."),
+        (lambda: fine_tune_config({"RESUME": "yes"}), "RESUME='yes' must be True or False."),
+        (lambda: fine_tune_config({"FINE_TUNE_RESOLUTION": 64.5}), "FINE_TUNE_RESOLUTION=64.5 must be a whole number."),
+        (lambda: fine_tune_config({"AUGMENT_STRENGTH": [1]}), "AUGMENT_STRENGTH=\\[1\\] must be a number or text"),
+        (lambda: ProbeConfig(c_grid=("a",)), "C_GRID=\\('a',\\) must be a list of numbers"),
+        (lambda: ProbeConfig(weights=3), "BACKBONE_WEIGHTS=3 must be text"),
+        (lambda: DataConfig(sample="elpv", seed=True), "SEED=True must be a whole number."),
+    ],
+)
+def test_a_value_of_the_wrong_type_names_the_parameter_and_what_it_takes(make, message):
+    with pytest.raises(ConfigError, match=message):
+        make()
+
+
+def test_ints_stand_for_floats():
+    assert FineTuneConfig(weight_decay=0, learning_rate=1).weight_decay == 0
+
+
+def test_a_wrong_type_on_the_command_line_is_one_line_and_exit_code_2(tmp_path):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "{{ cookiecutter.package }}", "train", "--run-dir", str(tmp_path), "-p", "EPOCHS"]
+    result = subprocess.run([*command, "abc"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: EPOCHS='abc' must be a whole number."

@@ -4,6 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .errors import ConfigError
 from .pipeline import PROFILES  # torch-free: `score` and `serve` start without loading torch
 
 
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except ConfigError as error:  # a parameter's value: a usage error, like argparse's
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

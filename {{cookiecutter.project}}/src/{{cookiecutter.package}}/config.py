@@ -4,13 +4,15 @@ Notebook ``parameters`` cells hold plain values; the next cell turns them into o
 of these dataclasses, so a bad value fails early with the valid choices named.
 """
 
-from dataclasses import dataclass, replace
+import types
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from .augment import FLIP_CHOICES
 from .backbones import BACKBONES, WEIGHTS_CHOICES
 from .checks import DEFAULT_MAX_PIXELS, HASH_SIZE
 from .data import DEFAULT_RESIZE, RESIZE_CHOICES
+from .errors import ConfigError
 from .pooling import POOLING_CHOICES
 from .probe import CLASSIFIERS
 
@@ -19,8 +21,30 @@ SCHEDULES = ("onecycle", "cosine", "constant")
 CLASS_WEIGHTS = ("none", "balanced")
 
 
-class ConfigError(ValueError):
-    """A setting has a value the project cannot use."""
+# How a field's declared type reads in an error, and the values it takes (an int where a float is declared).
+_ACCEPTED = {int: ((int,), "a whole number"), float: ((int, float), "a number"), str: ((str,), "text in quotes")}
+_ACCEPTED[bool] = ((bool,), "True or False")
+
+
+def _check_types(config: object, names: dict[str, str]) -> None:
+    """Every field holds its declared type, before any other check compares or indexes it.
+
+    ``names`` maps fields to the parameter names users write, for the error message."""
+    for field in fields(config):
+        value = getattr(config, field.name)
+        declared = field.type.__args__ if isinstance(field.type, types.UnionType) else (field.type,)
+        if getattr(field.type, "__origin__", None) is tuple:  # a list of numbers
+            ok = isinstance(value, (list, tuple)) and all(_is(v, float) for v in value)
+            expected = "a list of numbers, e.g. [0.01, 0.1, 1.0]"
+        else:
+            ok = any(_is(value, t) for t in declared)
+            expected = " or ".join(_ACCEPTED[t][1] for t in declared)
+        if not ok:
+            raise ConfigError(f"{names.get(field.name, field.name.upper())}={value!r} must be {expected}.")
+
+
+def _is(value: object, declared: type) -> bool:
+    return isinstance(value, _ACCEPTED[declared][0]) and (declared is bool or not isinstance(value, bool))
 
 
 def _check_backbone_resolution(backbone: str, resolution: int, parameter: str) -> None:
@@ -67,6 +91,7 @@ class DataConfig:
     workers: int = 0  # 0 = one per CPU core
 
     def __post_init__(self) -> None:
+        _check_types(self, {})
         _check_fraction("VAL_FRACTION", self.val_fraction)
         _check_fraction("TEST_FRACTION", self.test_fraction)
         if self.val_fraction + self.test_fraction >= 1:
@@ -107,6 +132,7 @@ class ProbeConfig:
     c_grid: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
     def __post_init__(self) -> None:
+        _check_types(self, {"weights": "BACKBONE_WEIGHTS"})
         if self.backbone not in BACKBONES:
             raise ConfigError(f"Invalid backbone {self.backbone!r}. Only {', '.join(BACKBONES)} are supported.")
         _check_choice("classifier", self.classifier, CLASSIFIERS)
@@ -150,6 +176,7 @@ class FineTuneConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        _check_types(self, {field: name for name, field in FINE_TUNE_PARAMETERS.items()})
         _check_backbone_resolution(self.backbone, self.resolution, "FINE_TUNE_RESOLUTION")
         _check_weights(self.weights)
         _check_choice("RESIZE", self.resize, RESIZE_CHOICES)

@@ -1,0 +1,5 @@
+"""Errors that are the user's to fix, importable without torch (the command line catches them)."""
+
+
+class ConfigError(ValueError):
+    """A setting has a value the project cannot use; the message names the parameter and what it takes."""
