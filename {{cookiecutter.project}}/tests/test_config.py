@@ -129,13 +129,35 @@ def notebook_defaults() -> dict[str, object]:
     return {name: ast.literal_eval(values.pop()) for name, values in found.items()}
 
 
-def test_parameters_cells_hold_the_config_defaults_for_data_dependent_choices():
-    """'auto' and the resize mode are declared once, in the config; the notebooks must agree."""
+# Parameters whose value is chosen at bake time (the backbone, where the images come from).
+BAKED = {"BACKBONE", "DATA_DIR", "SAMPLE"}
+
+
+def parameter_names(config: type) -> dict[str, str]:
+    if config is FineTuneConfig:
+        return {field: name for name, field in FINE_TUNE_PARAMETERS.items()}
+    return {"weights": "BACKBONE_WEIGHTS"} if config is ProbeConfig else {}
+
+
+@pytest.mark.parametrize("config", [DataConfig, ProbeConfig, FineTuneConfig])
+def test_parameters_cells_hold_the_config_defaults(config):
+    """Defaults are declared once, in the configs; every notebook's parameters cell must agree."""
+    values, names = notebook_defaults(), parameter_names(config)
+    defaults = config(sample="elpv") if config is DataConfig else config()
+    compared = 0
+    for field in defaults.__dataclass_fields__:
+        name = names.get(field, field.upper())
+        if name in values and name not in BAKED:
+            default = getattr(defaults, field)
+            declared = tuple(values[name]) if isinstance(default, tuple) else values[name]
+            assert declared == default, f"{name} = {values[name]!r} in a notebook, {default!r} in {config.__name__}"
+            compared += 1
+    assert compared >= 5, f"only {compared} parameters of {config.__name__} found in the notebooks"
+
+
+def test_data_dependent_choices_default_to_auto():
     values = notebook_defaults()
-    probe, fine_tune = ProbeConfig(), FineTuneConfig()
-    assert values["POOLING"] == probe.pooling == "auto"
-    assert values["RESIZE"] == probe.resize == fine_tune.resize
-    assert (values["FLIPS"], values["AUGMENT_STRENGTH"]) == (fine_tune.flips, fine_tune.augment_strength)
+    assert values["POOLING"] == "auto" and values["FLIPS"] == values["AUGMENT_STRENGTH"] == "auto"
 
 
 @pytest.mark.parametrize(
