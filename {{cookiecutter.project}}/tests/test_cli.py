@@ -10,8 +10,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_unknown_parameter_lists_the_valid_ones(tiny_images, tmp_path):
     result = run_cli("pipeline", "--data-dir", str(tiny_images), "--out", str(tmp_path), "-p", "LERNING_RATE", "1")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Unknown parameter(s) LERNING_RATE" in result.stderr and "C_GRID" in result.stderr
+    assert not (tmp_path / "notebooks").exists()
+
+
+def test_a_parameter_of_the_wrong_type_stops_the_pipeline_before_any_notebook(tiny_images, tmp_path):
+    result = run_cli("pipeline", "--data-dir", str(tiny_images), "--out", str(tmp_path), "-p", "EPOCHS", "abc")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: EPOCHS='abc' must be a whole number."
     assert not (tmp_path / "notebooks").exists()
 
 

@@ -31,16 +31,19 @@ def _check_types(config: object, names: dict[str, str]) -> None:
 
     ``names`` maps fields to the parameter names users write, for the error message."""
     for field in fields(config):
-        value = getattr(config, field.name)
-        declared = field.type.__args__ if isinstance(field.type, types.UnionType) else (field.type,)
-        if getattr(field.type, "__origin__", None) is tuple:  # a list of numbers
-            ok = isinstance(value, (list, tuple)) and all(_is(v, float) for v in value)
-            expected = "a list of numbers, e.g. [0.01, 0.1, 1.0]"
-        else:
-            ok = any(_is(value, t) for t in declared)
-            expected = " or ".join(_ACCEPTED[t][1] for t in declared)
-        if not ok:
-            raise ConfigError(f"{names.get(field.name, field.name.upper())}={value!r} must be {expected}.")
+        _check_type(names.get(field.name, field.name.upper()), getattr(config, field.name), field.type)
+
+
+def _check_type(name: str, value: object, annotation: object) -> None:
+    declared = annotation.__args__ if isinstance(annotation, types.UnionType) else (annotation,)
+    if getattr(annotation, "__origin__", None) is tuple:  # a list of numbers
+        ok = isinstance(value, (list, tuple)) and all(_is(v, float) for v in value)
+        expected = "a list of numbers, e.g. [0.01, 0.1, 1.0]"
+    else:
+        ok = any(_is(value, t) for t in declared)
+        expected = " or ".join(_ACCEPTED[t][1] for t in declared)
+    if not ok:
+        raise ConfigError(f"{name}={value!r} must be {expected}.")
 
 
 def _is(value: object, declared: type) -> bool:
@@ -244,3 +247,23 @@ def fine_tune_config(values: dict[str, object]) -> FineTuneConfig:
             f"Unknown parameter(s) {', '.join(unknown)}. Valid parameters: {', '.join(sorted(FINE_TUNE_PARAMETERS))}."
         )
     return FineTuneConfig(**{FINE_TUNE_PARAMETERS[name]: value for name, value in values.items()})
+
+
+def parameter_types() -> dict[str, object]:
+    """Each notebook parameter a config holds, by the name users write, with its declared type."""
+    names = {
+        DataConfig: {},
+        ProbeConfig: {"weights": "BACKBONE_WEIGHTS"},
+        FineTuneConfig: {field: name for name, field in FINE_TUNE_PARAMETERS.items()},
+    }
+    return {
+        names[config].get(field.name, field.name.upper()): field.type for config in names for field in fields(config)
+    }
+
+
+def check_parameters(values: dict[str, object]) -> None:
+    """Type-check parameters given by name (``pipeline -p``) before any notebook runs."""
+    declared = parameter_types()
+    for name, value in values.items():
+        if name in declared:
+            _check_type(name, value, declared[name])

@@ -7,6 +7,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from .errors import ConfigError
 from .paths import project_root, resolve
 
 NOTEBOOKS = (
@@ -74,7 +75,7 @@ def check_overrides(overrides: dict[str, object], declared: dict[Path, set[str]]
     known = set().union(*declared.values())
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(f"Unknown parameter(s) {', '.join(unknown)}. Valid parameters: {', '.join(sorted(known))}.")
+        raise ConfigError(f"Unknown parameter(s) {', '.join(unknown)}. Valid parameters: {', '.join(sorted(known))}.")
 
 
 def default_out(profile: str) -> Path:
@@ -118,6 +119,9 @@ def run_pipeline(
     declared = declared_parameters(notebooks)
     values = {**profile_values(profile), **(overrides or {})}
     check_overrides({**(overrides or {}), "RUN_DIR": out, **({"DATA_DIR": data_dir} if data_dir else {})}, declared)
+    from .config import check_parameters  # imports torch: only here, not when the CLI starts
+
+    check_parameters(overrides or {})
     values["RUN_DIR"] = str(out)
     if data_dir:
         values["DATA_DIR"] = str(resolve(data_dir))
