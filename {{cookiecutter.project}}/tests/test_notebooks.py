@@ -73,7 +73,8 @@ def test_pipeline_writes_what_the_contract_names(smoke_run):
         assert key in metrics, key
     assert metrics["classes"] == ["horizontal", "vertical"]
     assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 24
-    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    scored = json.loads((out / "results" / "02_batch_score.json").read_text())
+    assert scored["accuracy"] == metrics["test_accuracy"], "the exported model scores test exactly as evaluated"
     assert {p.name for p in (out / "model").iterdir()} >= {"model.onnx", "model.json", "MODEL_CARD.md"}
     assert set(metrics["candidates"]) == {"linear_probe", "fine_tuned"}
     assert metrics["val_accuracy"] == max(metrics["candidates"].values())
