@@ -55,9 +55,9 @@ COMMON = {
 MODULES = set(
     """
     __init__.py __main__.py augment.py backbones.py checks.py cli.py config.py data.py distributed.py download.py
-    duplicates.py errors.py evaluate.py export.py features.py manifest.py model.py onnx_io.py paths.py pipeline.py plots.py
-    pooling.py predict.py probe.py report.py review.py runs.py samples/__init__.py serve.py sources.py splits.py
-    train.py
+    duplicates.py errors.py evaluate.py export.py features.py manifest.py model.py onnx_io.py paths.py pipeline.py
+    plots.py pooling.py predict.py probe.py report.py review.py runs.py samples/__init__.py serve.py sources.py
+    splits.py train.py
     """.split()
 )
 
