@@ -8,29 +8,22 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-def test_ingestion_benchmark_reports_a_ratio_to_its_baseline():
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "ingest.py"), "--images", "300", "--size", "64"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def run_bench(script: str, *args: str) -> dict:
+    """Run a benchmark script and return the JSON it prints."""
+    result = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def test_ingestion_benchmark_reports_a_ratio_to_its_baseline():
+    figures = run_bench("ingest.py", "--images", "300", "--size", "64")
     assert figures["images"] == 300
     assert figures["baseline_plain_pil_loop_images_per_s"] > 0 and figures["manifest_vs_baseline"] > 0
     assert figures["duplicate_groups_found"] == 0, "random smooth images are not near-duplicates"
 
 
 def test_resize_measurement_reports_every_mode_and_square_images_agree():
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "resize.py"), "--elpv-images", "80", "--backbones", "efficientnet_lite0"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout)
+    report = run_bench("resize.py", "--elpv-images", "80", "--backbones", "efficientnet_lite0")
     photos = report["photos"]["efficientnet_lite0"]
     assert set(photos) == {"stretch", "crop", "pad"}
     assert all(m["photos"] >= 6 and m["top5_hits"] >= m["photos"] // 2 for m in photos.values()), photos

@@ -7,6 +7,7 @@ from {{ cookiecutter.package }}.config import (
     FineTuneConfig,
     ProbeConfig,
     fine_tune_config,
+    parameter_names,
 )
 from {{ cookiecutter.package }}.pipeline import PROFILES, declared_parameters, notebook_paths
 from {{ cookiecutter.package }}.pipeline import profile_values as profile
@@ -133,12 +134,6 @@ def notebook_defaults() -> dict[str, object]:
 BAKED = {"BACKBONE", "DATA_DIR", "SAMPLE"}
 
 
-def parameter_names(config: type) -> dict[str, str]:
-    if config is FineTuneConfig:
-        return {field: name for name, field in FINE_TUNE_PARAMETERS.items()}
-    return {"weights": "BACKBONE_WEIGHTS"} if config is ProbeConfig else {}
-
-
 @pytest.mark.parametrize("config", [DataConfig, ProbeConfig, FineTuneConfig])
 def test_parameters_cells_hold_the_config_defaults(config):
     """Defaults are declared once, in the configs; every notebook's parameters cell must agree."""
@@ -146,7 +141,7 @@ def test_parameters_cells_hold_the_config_defaults(config):
     defaults = config(sample="elpv") if config is DataConfig else config()
     compared = 0
     for field in defaults.__dataclass_fields__:
-        name = names.get(field, field.upper())
+        name = names[field]
         if name in values and name not in BAKED:
             default = getattr(defaults, field)
             declared = tuple(values[name]) if isinstance(default, tuple) else values[name]

@@ -26,12 +26,11 @@ _ACCEPTED = {int: ((int,), "a whole number"), float: ((int, float), "a number"),
 _ACCEPTED[bool] = ((bool,), "True or False")
 
 
-def _check_types(config: object, names: dict[str, str]) -> None:
-    """Every field holds its declared type, before any other check compares or indexes it.
-
-    ``names`` maps fields to the parameter names users write, for the error message."""
+def _check_types(config: object) -> None:
+    """Every field holds its declared type, before any other check compares or indexes it."""
+    names = parameter_names(type(config))
     for field in fields(config):
-        _check_type(names.get(field.name, field.name.upper()), getattr(config, field.name), field.type)
+        _check_type(names[field.name], getattr(config, field.name), field.type)
 
 
 def _check_type(name: str, value: object, annotation: object) -> None:
@@ -94,7 +93,7 @@ class DataConfig:
     workers: int = 0  # 0 = one per CPU core
 
     def __post_init__(self) -> None:
-        _check_types(self, {})
+        _check_types(self)
         _check_fraction("VAL_FRACTION", self.val_fraction)
         _check_fraction("TEST_FRACTION", self.test_fraction)
         if self.val_fraction + self.test_fraction >= 1:
@@ -135,7 +134,7 @@ class ProbeConfig:
     c_grid: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
     def __post_init__(self) -> None:
-        _check_types(self, {"weights": "BACKBONE_WEIGHTS"})
+        _check_types(self)
         if self.backbone not in BACKBONES:
             raise ConfigError(f"Invalid backbone {self.backbone!r}. Only {', '.join(BACKBONES)} are supported.")
         _check_choice("classifier", self.classifier, CLASSIFIERS)
@@ -179,7 +178,7 @@ class FineTuneConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_types(self, {field: name for name, field in FINE_TUNE_PARAMETERS.items()})
+        _check_types(self)
         _check_backbone_resolution(self.backbone, self.resolution, "FINE_TUNE_RESOLUTION")
         _check_weights(self.weights)
         _check_choice("RESIZE", self.resize, RESIZE_CHOICES)
@@ -249,15 +248,20 @@ def fine_tune_config(values: dict[str, object]) -> FineTuneConfig:
     return FineTuneConfig(**{FINE_TUNE_PARAMETERS[name]: value for name, value in values.items()})
 
 
+def parameter_names(config: type) -> dict[str, str]:
+    """Each field of a config class and the notebook parameter name users write for it."""
+    renamed = {"weights": "BACKBONE_WEIGHTS"}
+    if config is FineTuneConfig:
+        renamed = {field: name for name, field in FINE_TUNE_PARAMETERS.items()}
+    return {field.name: renamed.get(field.name, field.name.upper()) for field in fields(config)}
+
+
 def parameter_types() -> dict[str, object]:
     """Each notebook parameter a config holds, by the name users write, with its declared type."""
-    names = {
-        DataConfig: {},
-        ProbeConfig: {"weights": "BACKBONE_WEIGHTS"},
-        FineTuneConfig: {field: name for name, field in FINE_TUNE_PARAMETERS.items()},
-    }
     return {
-        names[config].get(field.name, field.name.upper()): field.type for config in names for field in fields(config)
+        parameter_names(config)[field.name]: field.type
+        for config in (DataConfig, ProbeConfig, FineTuneConfig)
+        for field in fields(config)
     }
 
 
