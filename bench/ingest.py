@@ -99,8 +99,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         bake(Path(tmp))
-        from solar_cell_inspection import duplicates, sources, splits
-        from solar_cell_inspection.manifest import (
+        from solar_cell_inspection.acquisition import duplicates, sources, splits
+        from solar_cell_inspection.acquisition.manifest import (
             MANIFEST_COLUMNS,
             check_rows,
             read_csv,

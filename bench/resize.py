@@ -55,8 +55,8 @@ def photo_paths() -> dict[Path, set[str]]:
 
 def photos_per_mode(backbone: str, modes: tuple[str, ...]) -> dict[str, dict[str, float]]:
     import torch
-    from solar_cell_inspection.backbones import BACKBONES, imagenet_classes, imagenet_classifier
-    from solar_cell_inspection.data import load_batch
+    from solar_cell_inspection.modeling.backbones import BACKBONES, imagenet_classes, imagenet_classifier
+    from solar_cell_inspection.core.images import load_batch
 
     resolution = BACKBONES[backbone].resolution
     model = imagenet_classifier(backbone, resolution=resolution)
@@ -83,10 +83,10 @@ def photos_per_mode(backbone: str, modes: tuple[str, ...]) -> dict[str, dict[str
 
 
 def elpv_per_mode(images: int, modes: tuple[str, ...], work: Path) -> dict[str, float]:
-    from solar_cell_inspection import duplicates, samples, sources, splits
-    from solar_cell_inspection.features import featurize
-    from solar_cell_inspection.manifest import MANIFEST_COLUMNS, check_rows, limit_per_class, read_csv, write_csv
-    from solar_cell_inspection.probe import fit_probe
+    from solar_cell_inspection.acquisition import duplicates, samples, sources, splits
+    from solar_cell_inspection.modeling.features import featurize
+    from solar_cell_inspection.acquisition.manifest import MANIFEST_COLUMNS, check_rows, limit_per_class, read_csv, write_csv
+    from solar_cell_inspection.modeling.probe import fit_probe
 
     data = samples.materialize("elpv", work / "elpv")
     rows = sources.rows(sources.detect(data), work / "downloads")
@@ -115,7 +115,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="resize-bench-") as tmp:
         bake(Path(tmp))
-        from solar_cell_inspection.data import RESIZE_CHOICES
+        from solar_cell_inspection.core.images import RESIZE_CHOICES
 
         report = {"photos": {name: photos_per_mode(name, RESIZE_CHOICES) for name in args.backbones}}
         if not args.skip_elpv:

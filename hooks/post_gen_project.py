@@ -13,7 +13,7 @@ BUNDLED_SAMPLES = ("elpv", "digits")
 
 def unneeded_files(root: Path) -> list[Path]:
     """Files that only matter for options the user did not choose."""
-    samples = root / "src" / PACKAGE / "samples"
+    samples = root / "src" / PACKAGE / "acquisition" / "samples"
     paths = [samples / f"{name}.py" for name in BUNDLED_SAMPLES if name != DATASET]
     if LICENSE == "Proprietary":
         paths.append(root / "LICENSE")

@@ -1,6 +1,8 @@
 """Tiny real images made on the fly: two classes a pretrained network tells apart easily."""
 
+import tempfile
 from pathlib import Path
+
 
 import numpy as np
 import pandas as pd
@@ -8,13 +10,12 @@ import pytest
 from PIL import Image
 from torch import nn
 
-from {{ cookiecutter.package }} import sources
-from {{ cookiecutter.package }}.backbones import get_backbone
-from {{ cookiecutter.package }}.duplicates import group_duplicates
-from {{ cookiecutter.package }}.export import export_model
-from {{ cookiecutter.package }}.manifest import check_rows
-from {{ cookiecutter.package }}.model import ImageClassifier
-from {{ cookiecutter.package }}.splits import assign_splits
+from {{ cookiecutter.package }}.acquisition.steps import acquire
+from {{ cookiecutter.package }}.core.config import DataConfig
+from {{ cookiecutter.package }}.core.run_folder import RunFolder
+from {{ cookiecutter.package }}.deployment.export import write_exported_model
+from {{ cookiecutter.package }}.modeling.backbones import get_backbone
+from {{ cookiecutter.package }}.modeling.model import ImageClassifier
 
 TINY_RESOLUTION = 32
 
@@ -101,11 +102,19 @@ def write_messy_dataset(root: Path, per_class: int = 12, size: int = 48, seed: i
 
 
 def build_manifest(location: Path, val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0, **kw):
-    """The acquisition steps of 01_acquire_data, in one call, on a folder or CSV source."""
-    rows = sources.rows(sources.detect(location), location / "downloads")
-    manifest = pd.DataFrame(list(check_rows(rows, workers=1)))
-    manifest = group_duplicates(manifest, kw.get("duplicate_distance", 10))
-    return assign_splits(manifest, val_fraction, test_fraction, seed)
+    """01_acquire_data's ``acquire`` step on a folder or CSV source, in a fresh run folder; the whole manifest."""
+    run = RunFolder.open(tempfile.mkdtemp(prefix="run-"))
+    cfg = DataConfig(
+        data_dir=str(location),
+        labels_review=str(run.root / "no_labels_review.csv"),
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        workers=1,
+        **kw,
+    )
+    acquire(cfg, run)
+    return run.read_manifest(usable_only=False)
 
 
 @pytest.fixture(scope="session")
@@ -129,4 +138,4 @@ def exported_model(tmp_path_factory: pytest.TempPathFactory, tiny_classifier: Im
         "backbone": "efficientnet_lite0",
         "classifier": "logistic_regression",
     }
-    return export_model(tiny_classifier, tmp_path_factory.mktemp("model"), metadata)
+    return write_exported_model(tiny_classifier, tmp_path_factory.mktemp("model"), metadata)

@@ -15,10 +15,10 @@ import torch
 import torchvision
 from torchvision.models.feature_extraction import create_feature_extractor
 
-from {{ cookiecutter.package }} import onnx_io
-from {{ cookiecutter.package }}.backbones import BACKBONES, get_backbone, imagenet_classes, imagenet_classifier
-from {{ cookiecutter.package }}.data import load_batch
-from {{ cookiecutter.package }}.pooling import POOLINGS, featurizer
+from {{ cookiecutter.package }}.core import onnx_io
+from {{ cookiecutter.package }}.modeling.backbones import BACKBONES, get_backbone, imagenet_classes, imagenet_classifier
+from {{ cookiecutter.package }}.core.images import load_batch
+from {{ cookiecutter.package }}.modeling.pooling import POOLINGS, featurizer
 
 LITE = [name for name, spec in BACKBONES.items() if spec.bundled]
 TORCHVISION = [name for name, spec in BACKBONES.items() if not spec.bundled]

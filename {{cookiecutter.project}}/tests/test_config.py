@@ -1,16 +1,16 @@
 import pytest
 
-from {{ cookiecutter.package }}.config import (
-    FINE_TUNE_PARAMETERS,
+from {{ cookiecutter.package }}.core.config import (
+    CONFIGS,
     ConfigError,
     DataConfig,
     FineTuneConfig,
     ProbeConfig,
-    fine_tune_config,
+    from_parameters,
     parameter_names,
 )
-from {{ cookiecutter.package }}.pipeline import PROFILES, declared_parameters, notebook_paths
-from {{ cookiecutter.package }}.pipeline import profile_values as profile
+from {{ cookiecutter.package }}.core.pipeline import PROFILES, declared_parameters, notebook_paths
+from {{ cookiecutter.package }}.core.pipeline import profile_values as profile
 
 
 def test_unknown_backbone_lists_the_valid_ones():
@@ -41,7 +41,7 @@ def test_bad_probe_settings_name_the_parameter(kwargs, message):
         ({"test_fraction": 1.5}, "TEST_FRACTION"),
         ({"val_fraction": 0.5, "test_fraction": 0.5}, "leaves no training images"),
         ({"max_per_class": -1}, "MAX_PER_CLASS"),
-        ({"sample": ""}, "DATA_DIR"),
+        ({"sample": "", "data_dir": ""}, "DATA_DIR"),
         ({"duplicate_distance": 99}, "DUPLICATE_DISTANCE=99 must be -1"),
         ({"drop_duplicates": "yes"}, "DROP_DUPLICATES='yes' must be True or False"),
         ({"max_pixels": 0}, "MAX_PIXELS=0"),
@@ -69,7 +69,7 @@ def declared():
 def test_every_profile_value_is_a_notebook_parameter_the_configs_accept(name, declared):
     values = profile(name)
     assert set(values) <= declared, f"profile {name} sets parameters no notebook declares"
-    fine_tune_config({key: value for key, value in values.items() if key in FINE_TUNE_PARAMETERS})
+    fine_tune_config({key: value for key, value in values.items() if key in parameter_names(FineTuneConfig).values()})
     ProbeConfig(resolution=values["RESOLUTION"], batch_size=values["BATCH_SIZE"])
 
 
@@ -102,6 +102,10 @@ def test_train_command_parameters_use_the_notebook_names():
         fine_tune_config({"EPOCS": 2})
 
 
+def fine_tune_config(values: dict) -> FineTuneConfig:
+    return from_parameters(FineTuneConfig, values)
+
+
 @pytest.mark.parametrize(
     ("sample", "flips", "strength"),
     [("elpv", "all", 0.5), ("digits", "none", 1.0), ("", "horizontal", 1.0), ("someone_elses", "horizontal", 1.0)],
@@ -130,24 +134,23 @@ def notebook_defaults() -> dict[str, object]:
     return {name: ast.literal_eval(values.pop()) for name, values in found.items()}
 
 
-# Parameters whose value is chosen at bake time (the backbone, where the images come from).
-BAKED = {"BACKBONE", "DATA_DIR", "SAMPLE"}
-
-
-@pytest.mark.parametrize("config", [DataConfig, ProbeConfig, FineTuneConfig])
+@pytest.mark.parametrize("config", CONFIGS)
 def test_parameters_cells_hold_the_config_defaults(config):
-    """Defaults are declared once, in the configs; every notebook's parameters cell must agree."""
+    """Defaults are declared once, in the configs (the backbone and data as baked); every notebook's parameters
+    cell must agree, and every field of every config must be some notebook's parameter."""
     values, names = notebook_defaults(), parameter_names(config)
-    defaults = config(sample="elpv") if config is DataConfig else config()
-    compared = 0
+    defaults = config()
     for field in defaults.__dataclass_fields__:
         name = names[field]
-        if name in values and name not in BAKED:
-            default = getattr(defaults, field)
-            declared = tuple(values[name]) if isinstance(default, tuple) else values[name]
-            assert declared == default, f"{name} = {values[name]!r} in a notebook, {default!r} in {config.__name__}"
-            compared += 1
-    assert compared >= 5, f"only {compared} parameters of {config.__name__} found in the notebooks"
+        assert name in values, f"{config.__name__}.{field} is no notebook's parameter ({name})"
+        default = getattr(defaults, field)
+        declared = tuple(values[name]) if isinstance(default, tuple) else values[name]
+        assert declared == default, f"{name} = {values[name]!r} in a notebook, {default!r} in {config.__name__}"
+
+
+def test_every_notebook_parameter_is_held_and_checked_by_a_config():
+    held = {name for config in CONFIGS for name in parameter_names(config).values()}
+    assert set(notebook_defaults()) - held == {"RUN_DIR"}
 
 
 def test_data_dependent_choices_default_to_auto():

@@ -11,7 +11,7 @@ import sys
 
 import requests
 
-from {{ cookiecutter.package }}.serve import running_service
+from {{ cookiecutter.package }}.deployment.serve import running_service
 
 PACKAGE = "{{ cookiecutter.package }}"
 

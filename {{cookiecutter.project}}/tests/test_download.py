@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
-from {{ cookiecutter.package }} import sources
-from {{ cookiecutter.package }}.download import INDEX, download_all
-from {{ cookiecutter.package }}.manifest import check_rows
+from {{ cookiecutter.package }}.acquisition import sources
+from {{ cookiecutter.package }}.acquisition.download import INDEX, download_all
+from {{ cookiecutter.package }}.acquisition.manifest import check_rows
 
 
 def png(colour) -> bytes:

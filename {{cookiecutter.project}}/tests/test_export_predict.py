@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from {{ cookiecutter.package }} import onnx_io
-from {{ cookiecutter.package }}.data import load_batch
-from {{ cookiecutter.package }}.export import export_model, max_difference
-from {{ cookiecutter.package }}.predict import load_model, predict, predict_image, score
+from {{ cookiecutter.package }}.core import onnx_io
+from {{ cookiecutter.package }}.core.images import load_batch
+from {{ cookiecutter.package }}.deployment.batch_score import score
+from {{ cookiecutter.package }}.deployment.export import max_difference, write_exported_model
+from {{ cookiecutter.package }}.deployment.predict import load_model, predict, predict_image
 
 
 def test_onnx_matches_torch_on_real_images(tiny_classifier, exported_model, tiny_images):
@@ -60,7 +61,7 @@ def test_the_exported_resize_mode_is_what_scoring_uses(tiny_classifier, tmp_path
     metadata = {"classes": ["a", "b"], "resolution": 32, "backbone": "efficientnet_lite0", "classifier": "linear_probe"}
     answers = {}
     for mode in ("stretch", "pad"):
-        model = load_model(export_model(tiny_classifier, tmp_path / mode, {**metadata, "resize": mode}))
+        model = load_model(write_exported_model(tiny_classifier, tmp_path / mode, {**metadata, "resize": mode}))
         assert model.resize == mode
         expected = predict(model, load_batch([str(wide)], 32, mode))[0]
         answers[mode] = predict_image(model, wide)["probabilities"]

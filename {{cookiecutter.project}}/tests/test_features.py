@@ -4,9 +4,9 @@ nothing."""
 import numpy as np
 from conftest import stripes
 
-from {{ cookiecutter.package }}.checks import sha256_file
-from {{ cookiecutter.package }}.features import featurize
-from {{ cookiecutter.package }}.pooling import feature_dim
+from {{ cookiecutter.package }}.acquisition.checks import sha256_file
+from {{ cookiecutter.package }}.modeling.features import featurize
+from {{ cookiecutter.package }}.modeling.pooling import feature_dim
 
 
 def shards(cache):

@@ -14,12 +14,12 @@ import pytest
 import torch
 from conftest import build_manifest
 
-from {{ cookiecutter.package }}.backbones import get_backbone
-from {{ cookiecutter.package }}.config import FineTuneConfig
-from {{ cookiecutter.package }}.data import load_batch
-from {{ cookiecutter.package }}.features import featurize
-from {{ cookiecutter.package }}.manifest import MANIFEST_COLUMNS
-from {{ cookiecutter.package }}.model import ImageClassifier, load_classifier, predict_paths
+from {{ cookiecutter.package }}.modeling.backbones import get_backbone
+from {{ cookiecutter.package }}.core.config import FineTuneConfig
+from {{ cookiecutter.package }}.core.images import load_batch
+from {{ cookiecutter.package }}.modeling.features import featurize
+from {{ cookiecutter.package }}.acquisition.manifest import MANIFEST_COLUMNS
+from {{ cookiecutter.package }}.modeling.model import ImageClassifier, load_classifier, predict_paths
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 PACKAGE = "{{ cookiecutter.package }}"
@@ -61,7 +61,7 @@ def test_scoring_on_cuda_agrees_with_cpu(tiny_images, weights):
 
 def test_amp_and_channels_last_fine_tuning_on_cuda(tmp_path, tiny_images, weights):
     pytest.importorskip("imgaug")
-    from {{ cookiecutter.package }}.train import fine_tune
+    from {{ cookiecutter.package }}.modeling.train import fine_tune
 
     manifest = build_manifest(tiny_images, 0.3, 0.2)
     cfg = FineTuneConfig(backbone="resnet18", weights=weights, resolution=32, epochs=2, batch_size=4, patience=5)

@@ -9,19 +9,19 @@ import torch
 import torchvision
 from conftest import build_manifest
 
-from {{ cookiecutter.package }}.augment import augment_batch, build_augmenter
-from {{ cookiecutter.package }}.backbones import BACKBONES, get_backbone
-from {{ cookiecutter.package }}.config import FineTuneConfig
-from {{ cookiecutter.package }}.data import load_batch
-from {{ cookiecutter.package }}.model import (
+from {{ cookiecutter.package }}.modeling.augment import augment_batch, build_augmenter
+from {{ cookiecutter.package }}.modeling.backbones import BACKBONES, get_backbone
+from {{ cookiecutter.package }}.core.config import FineTuneConfig
+from {{ cookiecutter.package }}.core.images import load_batch
+from {{ cookiecutter.package }}.modeling.model import (
     ImageClassifier,
     load_classifier,
     new_classifier,
     predict_paths,
     save_classifier,
 )
-from {{ cookiecutter.package }}.pooling import feature_dim, featurizer, matrix_sqrt
-from {{ cookiecutter.package }}.train import build_loaders, class_weights, fine_tune, fit, make_optimizer, make_schedule
+from {{ cookiecutter.package }}.modeling.pooling import feature_dim, featurizer, matrix_sqrt
+from {{ cookiecutter.package }}.modeling.train import build_loaders, class_weights, fine_tune, fit, make_optimizer, make_schedule
 
 PACKAGE = "{{ cookiecutter.package }}"
 
@@ -98,7 +98,7 @@ def test_offline_download_failure_names_the_bundled_backbones_and_the_file_optio
     closed = "http://127.0.0.1:9"  # nothing listens there: as offline as a machine gets
     env = {**os.environ, "TORCH_HOME": str(tmp_path), "HTTPS_PROXY": closed, "HTTP_PROXY": closed}
     env.update(https_proxy=closed, http_proxy=closed)
-    code = f"from {PACKAGE}.backbones import get_backbone; get_backbone('resnet18')"
+    code = f"from {PACKAGE}.modeling.backbones import get_backbone; get_backbone('resnet18')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode != 0
     message = result.stderr.strip().splitlines()[-1]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package }}.pipeline import NOTEBOOKS
+from {{ cookiecutter.package }}.core.pipeline import NOTEBOOKS
 
 pytestmark = pytest.mark.notebooks
 PACKAGE = "{{ cookiecutter.package }}"

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from {{ cookiecutter.package }}.probe import (
+from {{ cookiecutter.package }}.modeling.probe import (
     choose_pooling,
     fit_probe,
     logits,

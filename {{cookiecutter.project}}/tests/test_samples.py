@@ -1,6 +1,6 @@
 import pytest
 
-from {{ cookiecutter.package }} import samples
+from {{ cookiecutter.package }}.acquisition import samples
 
 EXPECTED = {"elpv": {"defective": 821, "functional": 1803}, "digits": {str(d): None for d in range(10)}}
 

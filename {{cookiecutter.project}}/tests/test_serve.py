@@ -1,6 +1,6 @@
 import requests
 
-from {{ cookiecutter.package }}.serve import running_service
+from {{ cookiecutter.package }}.deployment.serve import running_service
 
 
 def test_service_answers_health_and_predict_over_http(exported_model, tiny_images):

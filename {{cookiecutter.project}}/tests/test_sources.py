@@ -3,8 +3,8 @@
 import pytest
 from PIL import Image
 
-from {{ cookiecutter.package }} import sources
-from {{ cookiecutter.package }}.data import DataError
+from {{ cookiecutter.package }}.acquisition import sources
+from {{ cookiecutter.package }}.core.errors import DataError
 
 
 def images(folder, count, prefix="img"):

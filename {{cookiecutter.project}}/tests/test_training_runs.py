@@ -11,8 +11,8 @@ import pytest
 import torch
 from conftest import build_manifest
 
-from {{ cookiecutter.package }}.manifest import MANIFEST_COLUMNS
-from {{ cookiecutter.package }}.model import load_classifier, new_classifier, predict_paths
+from {{ cookiecutter.package }}.acquisition.manifest import MANIFEST_COLUMNS
+from {{ cookiecutter.package }}.modeling.model import load_classifier, new_classifier, predict_paths
 
 PACKAGE = "{{ cookiecutter.package }}"
 TINY = ["-p", "FINE_TUNE_RESOLUTION", "32", "-p", "BATCH_SIZE", "4", "-p", "FREEZE_BLOCKS", "0"]
@@ -73,6 +73,11 @@ def test_two_cpu_processes_train_with_gloo_and_write_one_checkpoint(run_dir):
     # validation was measured over both processes' shares: one process scoring every image must agree
     manifest = pd.read_csv(run_dir / "manifest.csv")
     val = manifest[manifest.split == "val"]
-    probs = predict_paths(model, list(val.path), config["resolution"], config["resize"])
-    predicted = [config["classes"][i] for i in probs.argmax(1)]
-    assert history["best_val_accuracy"] == config["val_accuracy"] == (val.label == predicted).mean()
+    def accuracy_of(views: str) -> float:
+        model.tta = views
+        probs = predict_paths(model, list(val.path), config["resolution"], config["resize"])
+        return (val.label == [config["classes"][i] for i in probs.argmax(1)]).mean()
+
+    assert history["best_val_accuracy"] == config["val_accuracy_without_tta"] == accuracy_of("none")
+    # then, as 02_fine_tune does, the main process measured the model with its mirrored views
+    assert config["tta"] == "horizontal" and config["val_accuracy"] == accuracy_of("horizontal")

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .augment import augment_batch, build_augmenter
-from .data import DEFAULT_RESIZE, load_image
+from ..core.images import DEFAULT_RESIZE, load_image
 from .model import ImageClassifier, load_classifier, new_classifier, predict_paths, save_classifier
 
 

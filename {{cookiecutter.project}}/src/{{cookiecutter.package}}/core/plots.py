@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from .data import load_image
+from .images import load_image
 
 
 def save(fig: plt.Figure, path: Path | None) -> plt.Figure:

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from .data import DataError
-from .probe import make_probe
+from ..core.errors import DataError
+from ..modeling.probe import make_probe
 
 ACTIONS = ("relabel", "exclude")
 REVIEW_COLUMNS = ["path", "action", "new_label", "note"]

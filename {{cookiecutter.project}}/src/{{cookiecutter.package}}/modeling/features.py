@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import onnx_io
-from .data import DEFAULT_RESIZE, load_batch
+from ..core import onnx_io
+from ..core.images import DEFAULT_RESIZE, load_batch
 from .pooling import POOLINGS, check_pooling, featurizer
 
 

@@ -13,10 +13,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import onnx_io
+from ..core import onnx_io
 from .augment import FLIP_CHOICES
 from .backbones import BACKBONES, get_backbone
-from .data import DEFAULT_RESIZE, load_batch
+from ..core.images import DEFAULT_RESIZE, load_batch
 from .pooling import feature_dim, featurizer
 
 WEIGHTS_FILE = "model.pt"

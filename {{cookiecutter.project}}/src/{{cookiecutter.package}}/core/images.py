@@ -13,10 +13,6 @@ from PIL import Image, ImageOps
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
-class DataError(ValueError):
-    """The images given cannot make a dataset; the message says how to fix it."""
-
-
 def is_hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("__")
 

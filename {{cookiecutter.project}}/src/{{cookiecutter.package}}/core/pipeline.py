@@ -7,8 +7,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from .config import check_parameters
 from .errors import ConfigError
 from .paths import project_root, resolve
+from .run_folder import RunFolder
 
 NOTEBOOKS = (
     "01_data_acquisition_and_understanding/01_acquire_data.ipynb",
@@ -114,20 +116,18 @@ def run_pipeline(
     bars stay in the executed notebooks, so CI logs are not flooded."""
     import papermill
 
-    out = resolve(out) if out else default_out(profile)
+    run = RunFolder.open(out or default_out(profile))
     notebooks = notebook_paths()
     declared = declared_parameters(notebooks)
     values = {**profile_values(profile), **(overrides or {})}
-    check_overrides({**(overrides or {}), "RUN_DIR": out, **({"DATA_DIR": data_dir} if data_dir else {})}, declared)
-    from .config import check_parameters  # imports torch: only here, not when the CLI starts
-
+    check_overrides({**(overrides or {}), "RUN_DIR": run.root, **({"DATA_DIR": data_dir} if data_dir else {})}, declared)
     check_parameters(overrides or {})
-    values["RUN_DIR"] = str(out)
+    values["RUN_DIR"] = str(run.root)
     if data_dir:
         values["DATA_DIR"] = str(resolve(data_dir))
     for i, notebook in enumerate(notebooks, 1):
         stage = notebook.parent.name
-        executed = out / "notebooks" / stage / notebook.name
+        executed = run.notebooks / stage / notebook.name
         executed.parent.mkdir(parents=True, exist_ok=True)
         params = {k: v for k, v in values.items() if k in declared[notebook]}
         log(f"[{i}/{len(notebooks)}] {stage}/{notebook.name}", flush=True)
@@ -149,7 +149,7 @@ def run_pipeline(
                 f"The executed notebook, with the traceback, is {executed}"
             ) from None
         log(f"      done in {time.monotonic() - started:.1f} s", flush=True)
-    return json.loads((out / "metrics.json").read_text())
+    return json.loads(run.metrics.read_text())
 
 
 def headline(metrics: dict) -> str:

@@ -1,20 +1,21 @@
 """Typed, validated settings for each stage, and the run profiles.
 
 Notebook ``parameters`` cells hold plain values; the next cell turns them into one
-of these dataclasses, so a bad value fails early with the valid choices named.
+of these dataclasses, so a bad value fails early with the valid choices named. The
+defaults here are the only defaults (the backbone and the data are the ones chosen at bake time):
+a test holds every parameters cell to them.
+Importing this module does not load torch (the modeling choices are looked up when checked),
+so the command line checks parameters before any heavy import.
 """
 
 import types
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from .augment import FLIP_CHOICES
-from .backbones import BACKBONES, WEIGHTS_CHOICES
-from .checks import DEFAULT_MAX_PIXELS, HASH_SIZE
-from .data import DEFAULT_RESIZE, RESIZE_CHOICES
+from ..acquisition.checks import DEFAULT_MAX_PIXELS, HASH_SIZE
+from ..modeling.augment import FLIP_CHOICES
 from .errors import ConfigError
-from .pooling import POOLING_CHOICES
-from .probe import CLASSIFIERS
+from .images import DEFAULT_RESIZE, RESIZE_CHOICES
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -49,7 +50,14 @@ def _is(value: object, declared: type) -> bool:
     return isinstance(value, _ACCEPTED[declared][0]) and (declared is bool or not isinstance(value, bool))
 
 
+def _backbones() -> dict:
+    from ..modeling.backbones import BACKBONES
+
+    return BACKBONES
+
+
 def _check_backbone_resolution(backbone: str, resolution: int, parameter: str) -> None:
+    BACKBONES = _backbones()
     if backbone not in BACKBONES:
         raise ConfigError(f"Invalid backbone {backbone!r}. Only {', '.join(BACKBONES)} are supported.")
     low, high = BACKBONES[backbone].resolution_range
@@ -58,6 +66,8 @@ def _check_backbone_resolution(backbone: str, resolution: int, parameter: str) -
 
 
 def _check_weights(weights: str) -> None:
+    from ..modeling.backbones import WEIGHTS_CHOICES
+
     if weights not in WEIGHTS_CHOICES and not Path(weights).is_file():
         raise ConfigError(
             f"BACKBONE_WEIGHTS={weights!r} is neither {' nor '.join(map(repr, WEIGHTS_CHOICES))} nor an existing "
@@ -79,8 +89,8 @@ def _check_fraction(name: str, value: float) -> None:
 class DataConfig:
     """Where the images come from, how they are checked, de-duplicated and split."""
 
-    data_dir: str = ""  # folder of class folders, CSV manifest or URL list; "" = bundled sample
-    sample: str = ""  # bundled sample used when data_dir is empty
+    data_dir: str = "{% if cookiecutter.dataset == 'folder' %}data/raw{% endif %}"  # class folders, CSV or URL list; "" = sample
+    sample: str = "{% if cookiecutter.dataset != 'folder' %}{{ cookiecutter.dataset }}{% endif %}"  # bundled sample used when data_dir is empty
     download_dir: str = "data/raw/downloads"
     labels_review: str = "data/labels_review.csv"
     val_fraction: float = 0.15
@@ -124,7 +134,7 @@ class DataConfig:
 class ProbeConfig:
     """The pretrained featurizer and the linear classifier on its pooled features."""
 
-    backbone: str = "efficientnet_lite0"
+    backbone: str = "{{ cookiecutter.backbone }}"
     weights: str = "pretrained"  # 'pretrained', 'none' or a weights file
     resolution: int = 224
     batch_size: int = 32
@@ -132,20 +142,18 @@ class ProbeConfig:
     pooling: str = "auto"  # auto: average and bilinear both tried, the better on validation kept
     resize: str = DEFAULT_RESIZE
     c_grid: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+    feature_cache: str = "data/interim/features"  # shared with the label review
 
     def __post_init__(self) -> None:
+        from ..modeling.pooling import POOLING_CHOICES
+        from ..modeling.probe import CLASSIFIERS
+
         _check_types(self)
-        if self.backbone not in BACKBONES:
-            raise ConfigError(f"Invalid backbone {self.backbone!r}. Only {', '.join(BACKBONES)} are supported.")
+        _check_backbone_resolution(self.backbone, self.resolution, "RESOLUTION")
         _check_choice("classifier", self.classifier, CLASSIFIERS)
         _check_choice("POOLING", self.pooling, POOLING_CHOICES)
         _check_choice("RESIZE", self.resize, RESIZE_CHOICES)
         _check_weights(self.weights)
-        low, high = BACKBONES[self.backbone].resolution_range
-        if not low <= self.resolution <= high:
-            raise ConfigError(
-                f"RESOLUTION={self.resolution} is outside what {self.backbone} takes: use {low} to {high} pixels."
-            )
         if self.batch_size < 1:
             raise ConfigError(f"BATCH_SIZE={self.batch_size} must be at least 1.")
         if not self.c_grid or any(c <= 0 for c in self.c_grid):
@@ -157,7 +165,7 @@ class ProbeConfig:
 class FineTuneConfig:
     """Training the whole network, with a new head, on augmented images."""
 
-    backbone: str = "efficientnet_lite0"
+    backbone: str = "{{ cookiecutter.backbone }}"
     weights: str = "pretrained"
     resolution: int = 160
     resize: str = DEFAULT_RESIZE
@@ -200,7 +208,7 @@ class FineTuneConfig:
         strength = self.augment_strength
         if strength != "auto" and (isinstance(strength, (str, bool)) or not 0 <= strength <= 2):
             raise ConfigError(f"AUGMENT_STRENGTH={strength!r} must be 'auto' or 0 (flips only) to 2.")
-        n_blocks = BACKBONES[self.backbone].n_blocks
+        n_blocks = _backbones()[self.backbone].n_blocks
         if not 0 <= self.freeze_blocks <= n_blocks:
             raise ConfigError(f"FREEZE_BLOCKS={self.freeze_blocks} must be 0 to {n_blocks} for {self.backbone}.")
         if self.patience < 1:
@@ -218,6 +226,51 @@ class FineTuneConfig:
         )
 
 
+@dataclass(frozen=True)
+class ReviewConfig:
+    """The look at the data and the label review: a cross-validated probe on pretrained features."""
+
+    backbone: str = "{{ cookiecutter.backbone }}"
+    weights: str = "pretrained"
+    resolution: int = 224
+    resize: str = DEFAULT_RESIZE
+    batch_size: int = 32
+    folds: int = 5  # cross-validation folds of the label-review probe
+    top: int = 20  # likely label errors listed in the report
+    samples_per_class: int = 6  # images shown per class in the grid
+    feature_cache: str = "data/interim/features"  # shared with the linear probe
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        _check_backbone_resolution(self.backbone, self.resolution, "RESOLUTION")
+        _check_weights(self.weights)
+        _check_choice("RESIZE", self.resize, RESIZE_CHOICES)
+        if self.batch_size < 1:
+            raise ConfigError(f"BATCH_SIZE={self.batch_size} must be at least 1.")
+        if self.folds < 2:
+            raise ConfigError(f"REVIEW_FOLDS={self.folds} must be at least 2.")
+        if self.top < 1 or self.samples_per_class < 1:
+            raise ConfigError("REVIEW_TOP and SAMPLES_PER_CLASS must be at least 1.")
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """Export and its checks: how many test images compare ONNX Runtime with PyTorch, where the service listens."""
+
+    check_images: int = 8
+    port: int = 0  # 0 picks a free port
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        if self.check_images < 1:
+            raise ConfigError(f"CHECK_IMAGES={self.check_images} must be at least 1.")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"PORT={self.port} must be 0 (any free port) to 65535.")
+
+
+CONFIGS = (DataConfig, ReviewConfig, ProbeConfig, FineTuneConfig, DeployConfig)
+
+
 # Fine-tuning settings that depend on the images, per bundled sample; "" is anybody else's images.
 DATA_DEFAULTS: dict[str, dict[str, object]] = {
     "": {"flips": "horizontal", "augment_strength": 1.0},  # photos: mirror images are still photos of the class
@@ -230,39 +283,32 @@ def data_defaults(sample: str) -> dict[str, object]:
     return dict(DATA_DEFAULTS.get(sample, DATA_DEFAULTS[""]))
 
 
-# 02_fine_tune's parameter names, for ``python -m <package> train -p NAME VALUE``
-FINE_TUNE_PARAMETERS = {
-    "BACKBONE": "backbone",
-    "BACKBONE_WEIGHTS": "weights",
-    "FINE_TUNE_RESOLUTION": "resolution",
-    **{name.upper(): name for name in FineTuneConfig.__dataclass_fields__ if name not in ("weights", "resolution")},
+# Fields whose notebook parameter is not simply the field's name in capitals.
+RENAMED: dict[type, dict[str, str]] = {
+    FineTuneConfig: {"weights": "BACKBONE_WEIGHTS", "resolution": "FINE_TUNE_RESOLUTION"},
+    ReviewConfig: {"weights": "BACKBONE_WEIGHTS", "folds": "REVIEW_FOLDS", "top": "REVIEW_TOP"},
+    ProbeConfig: {"weights": "BACKBONE_WEIGHTS"},
 }
-
-
-def fine_tune_config(values: dict[str, object]) -> FineTuneConfig:
-    unknown = sorted(set(values) - set(FINE_TUNE_PARAMETERS))
-    if unknown:
-        raise ConfigError(
-            f"Unknown parameter(s) {', '.join(unknown)}. Valid parameters: {', '.join(sorted(FINE_TUNE_PARAMETERS))}."
-        )
-    return FineTuneConfig(**{FINE_TUNE_PARAMETERS[name]: value for name, value in values.items()})
 
 
 def parameter_names(config: type) -> dict[str, str]:
     """Each field of a config class and the notebook parameter name users write for it."""
-    renamed = {"weights": "BACKBONE_WEIGHTS"}
-    if config is FineTuneConfig:
-        renamed = {field: name for name, field in FINE_TUNE_PARAMETERS.items()}
+    renamed = RENAMED.get(config, {})
     return {field.name: renamed.get(field.name, field.name.upper()) for field in fields(config)}
+
+
+def from_parameters(config: type, values: dict[str, object]):
+    """A config from notebook parameter names (``-p EPOCHS 5``); unknown names are an error listing the valid ones."""
+    names = {name: field for field, name in parameter_names(config).items()}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(f"Unknown parameter(s) {', '.join(unknown)}. Valid parameters: {', '.join(sorted(names))}.")
+    return config(**{names[name]: value for name, value in values.items()})
 
 
 def parameter_types() -> dict[str, object]:
     """Each notebook parameter a config holds, by the name users write, with its declared type."""
-    return {
-        parameter_names(config)[field.name]: field.type
-        for config in (DataConfig, ProbeConfig, FineTuneConfig)
-        for field in fields(config)
-    }
+    return {parameter_names(config)[field.name]: field.type for config in CONFIGS for field in fields(config)}
 
 
 def check_parameters(values: dict[str, object]) -> None:

@@ -10,7 +10,7 @@ import hashlib
 
 import pandas as pd
 
-from .data import DataError
+from ..core.errors import DataError
 
 SPLITS = ("train", "val", "test")
 HELD_OUT_FIRST = ("test", "val", "train")

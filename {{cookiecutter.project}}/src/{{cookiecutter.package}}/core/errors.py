@@ -3,3 +3,7 @@
 
 class ConfigError(ValueError):
     """A setting has a value the project cannot use; the message names the parameter and what it takes."""
+
+
+class DataError(ValueError):
+    """The images given cannot make a dataset; the message says how to fix it."""

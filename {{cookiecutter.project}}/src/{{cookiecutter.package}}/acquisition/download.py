@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import requests
 from tqdm.auto import tqdm
 
-from .data import IMAGE_EXTENSIONS
+from ..core.images import IMAGE_EXTENSIONS
 
 INDEX = "downloads.csv"
 MAX_BYTES = 100 * 2**20  # a single image larger than this is refused

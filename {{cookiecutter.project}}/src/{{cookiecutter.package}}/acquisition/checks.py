@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .data import to_rgb
+from ..core.images import to_rgb
 
 # Pillow warns above this many pixels; a larger image could be a decompression bomb.
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS

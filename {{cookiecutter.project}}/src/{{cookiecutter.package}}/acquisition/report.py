@@ -1,11 +1,12 @@
 """``docs/data_report.md`` of a run, written from its manifest and results (TDSP data report)."""
 
-import json
+import os
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
+from ..core.run_folder import RunFolder
 from .splits import split_counts
 
 
@@ -19,11 +20,16 @@ def markdown_table(frame: pd.DataFrame, index: bool = False) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
 
+def _relative(target: Path, document: Path) -> str:
+    return Path(os.path.relpath(target, document.parent)).as_posix()
+
+
 def write_data_report(
-    run_dir: Path, manifest: pd.DataFrame, label_errors: pd.DataFrame | None = None, top: int = 20
+    run: RunFolder, acquired, manifest: pd.DataFrame, label_errors: pd.DataFrame | None = None, top: int = 20
 ) -> Path:
-    """Sources, counts per class and split, every excluded file, duplicate groups, review actions."""
-    acquired = json.loads((run_dir / "results" / "01_acquire_data.json").read_text())
+    """Sources, counts per class and split, every excluded file, duplicate groups, review actions.
+
+    ``acquired`` is 01_acquire_data's ``AcquisitionResults``."""
     excluded = manifest[manifest.status != "ok"]
     grouped = manifest[(manifest.status == "ok") & (manifest.dup_count > 1)]
     groups = grouped.groupby("dup_group").agg(
@@ -31,27 +37,27 @@ def write_data_report(
     )
     reviewed = manifest[manifest.review != ""]
     sections = [
-        f"# Data report\n\nWritten by `02_explore_and_review` on {datetime.now():%Y-%m-%d %H:%M} from `{run_dir}`.",
-        f"## Sources\n\n{acquired['source']}",
+        f"# Data report\n\nWritten by `02_explore_and_review` on {datetime.now():%Y-%m-%d %H:%M} from `{run.root}`.",
+        f"## Sources\n\n{acquired.source}",
         f"{len(manifest)} files found, {int((manifest.status == 'ok').sum())} usable, {len(excluded)} excluded.",
         "## Images per class and split\n\n" + markdown_table(split_counts(manifest), index=True),
-        "![class counts](../figures/class_counts.png)",
-        "## Splits\n\n" + acquired["split_rule"],
+        f"![class counts]({_relative(run.figure('class_counts'), run.data_report)})",
+        "## Splits\n\n" + acquired.split_rule,
         f"## Excluded files ({len(excluded)})\n\nSource files are never changed; these are only left out.\n\n"
         + markdown_table(excluded[["path", "label", "reason"]]),
-        f"## Duplicate groups ({len(groups)})\n\n" + acquired["duplicate_rule"] + "\n\n" + markdown_table(groups, True),
-        "![duplicate groups](../figures/duplicate_groups.png)" if len(groups) else "",
-        f"## Label review: actions applied ({len(reviewed)})\n\nFrom `{acquired['labels_review']}`.\n\n"
+        f"## Duplicate groups ({len(groups)})\n\n" + acquired.duplicate_rule + "\n\n" + markdown_table(groups, True),
+        f"![duplicate groups]({_relative(run.figure('duplicate_groups'), run.data_report)})" if len(groups) else "",
+        f"## Label review: actions applied ({len(reviewed)})\n\nFrom `{acquired.labels_review}`.\n\n"
         + markdown_table(reviewed[["path", "review"]]),
     ]
     if label_errors is not None:
         sections.append(
             f"## Likely label errors (top {top})\n\nOut-of-fold probability of the given label from a "
-            "cross-validated linear probe; full list in `label_errors.csv`. To act on one, copy its line to the "
+            f"cross-validated linear probe; full list in `{run.label_errors.name}`. To act on one, copy its line to the "
             "labels review file with action `relabel` (and `new_label`) or `exclude`, then re-run.\n\n"
             + markdown_table(label_errors.head(top)[["path", "label", "label_probability", "suggested_label"]])
         )
-    path = run_dir / "docs" / "data_report.md"
+    path = run.data_report
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n\n".join(s for s in sections if s) + "\n", encoding="utf-8")
     return path

@@ -1,18 +1,18 @@
-"""The trained network as ONNX, with the metadata and model card that travel with it."""
+"""The trained network as ONNX, with the metadata and model card that travel with it.
+
+The one deployment module that handles a torch model: it is given one, and imports torch only to run it.
+"""
 
 import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from . import onnx_io
-from .backbones import BACKBONES
-from .model import ImageClassifier
+from ..core import onnx_io
 from .predict import CARD_FILE, METADATA_FILE, MODEL_FILE
 
 
-def export_model(model: ImageClassifier, out_dir: Path, metadata: dict) -> Path:
+def write_exported_model(model, out_dir: Path, metadata: dict) -> Path:
     """Write model.onnx + model.json (classes, resolution, metrics, ...) into ``out_dir``."""
     for key in ("classes", "resolution", "resize", "backbone", "classifier"):
         if key not in metadata:
@@ -25,8 +25,10 @@ def export_model(model: ImageClassifier, out_dir: Path, metadata: dict) -> Path:
     return out_dir
 
 
-def max_difference(model: ImageClassifier, out_dir: Path, images: np.ndarray) -> float:
-    """Largest gap between torch and ONNX Runtime probabilities on ``images``."""
+def max_difference(model, out_dir: Path, images: np.ndarray) -> float:
+    """Largest gap between the torch ``model``'s and ONNX Runtime's probabilities on ``images``."""
+    import torch
+
     with torch.inference_mode():
         expected = model(torch.from_numpy(images)).numpy()
     actual = onnx_io.run(onnx_io.session(out_dir / MODEL_FILE), images)
@@ -40,7 +42,7 @@ def write_model_card(out_dir: Path, metadata: dict, metrics: dict) -> Path:
         f"# Model card: {metadata.get('project', 'image classifier')}",
         "",
         "## Model",
-        f"- Backbone: `{metadata['backbone']}` ({BACKBONES[metadata['backbone']].weights_note}).",
+        f"- Backbone: `{metadata['backbone']}` ({metadata.get('weights_note', 'weights as trained')}).",
         f"- Classifier: `{metadata['classifier']}` (`linear_probe`: logistic regression on the frozen backbone's "
         "pooled features, folded into a linear layer; `fine_tuned`: the network retrained end to end), "
         "chosen over the other candidates on validation accuracy.",

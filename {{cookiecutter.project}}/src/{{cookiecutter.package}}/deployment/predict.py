@@ -1,14 +1,13 @@
-"""Scoring with an exported model: the notebooks, the batch scorer and the service call ``predict``."""
+"""An exported model loaded for ONNX Runtime, and its predictions: the batch scorer and the service call these."""
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import onnx_io
-from .data import IMAGE_EXTENSIONS, image_files, load_batch, load_image
+from ..core import onnx_io
+from ..core.images import load_image
 
 # An exported model folder; ``export`` writes it, everything here reads it.
 MODEL_FILE = "model.onnx"
@@ -57,37 +56,3 @@ def predict_image(model: ExportedModel, path_or_file) -> dict[str, object]:
         "label": model.classes[int(probs.argmax())],
         "probabilities": {name: float(p) for name, p in zip(model.classes, probs)},
     }
-
-
-def input_paths(source: Path) -> list[str]:
-    """Images to score: every image under a folder, or the ``path`` column of a CSV."""
-    if source.is_dir():
-        return [str(p) for p in image_files(source)]
-    if source.suffix.lower() == ".csv" and source.is_file():
-        with source.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        if not rows or "path" not in rows[0]:
-            raise ValueError(f"CSV {str(source)!r} needs a 'path' column (paths relative to the CSV are fine).")
-        return [str((source.parent / row["path"]).resolve()) for row in rows]
-    raise ValueError(
-        f"Input {str(source)!r} is neither a folder of images ({', '.join(sorted(IMAGE_EXTENSIONS))}) "
-        "nor a CSV file with a 'path' column."
-    )
-
-
-def score(model_dir: Path, source: Path, output: Path, batch_size: int = 32) -> Path:
-    """Write one CSV row per image: path, predicted label, probability of each class."""
-    model = load_model(model_dir)
-    paths = input_paths(source)
-    if not paths:
-        raise ValueError(f"No images found in {str(source)!r}.")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "prediction", *[f"p_{name}" for name in model.classes]])
-        for start in range(0, len(paths), batch_size):
-            chunk = paths[start : start + batch_size]
-            probs = predict(model, load_batch(chunk, model.resolution, model.resize))
-            for path, row in zip(chunk, probs):
-                writer.writerow([path, model.classes[int(row.argmax())], *[f"{p:.6f}" for p in row]])
-    return output

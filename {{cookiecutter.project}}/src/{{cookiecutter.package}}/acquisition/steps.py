@@ -1,0 +1,167 @@
+"""The steps of stage 1, one function per notebook section that does work.
+
+``01_acquire_data`` calls ``locate``, ``check_files``, ``apply_label_review``, ``group_and_split`` and
+``summarize`` in turn (``acquire`` runs them all, for the command line and tests); ``02_explore_and_review``
+calls ``find_label_errors`` and ``review_data``. Each takes its config and the run folder.
+"""
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..core.config import DataConfig, ReviewConfig
+from ..core.paths import resolve
+from ..core.run_folder import RunFolder
+from . import duplicates, review, samples, sources, splits
+from .manifest import MANIFEST_COLUMNS, check_rows, limit_per_class, read_csv, worker_count, write_csv
+from .report import write_data_report
+
+
+@dataclass
+class AcquisitionResults:
+    """What 01_acquire_data found: the data report and every later step read this."""
+
+    STEP = "01_acquire_data"
+    source: str
+    sample: str  # the bundled sample the images came from, "" for the user's own images
+    n_files: int
+    n_excluded: int
+    excluded: dict[str, int]  # reason -> count
+    classes: list[str]
+    split_counts: dict[str, int]
+    duplicate_groups: int
+    n_reviewed: int
+    labels_review: str
+    split_rule: str
+    duplicate_rule: str
+
+
+@dataclass
+class ReviewResults:
+    """What 02_explore_and_review found."""
+
+    STEP = "02_explore_and_review"
+    class_counts: dict[str, int]
+    median_size: list[int]
+    duplicate_groups: int
+    n_reviewed_by_probe: int
+    likeliest_label_errors: list[str] = field(default_factory=list)
+    report: str = ""
+
+
+def locate(cfg: DataConfig) -> sources.Source:
+    """The data source: ``DATA_DIR`` when set, else the bundled sample written out under data/raw once."""
+    location = resolve(cfg.data_dir) if cfg.data_dir else samples.materialize(cfg.sample, resolve("data/raw") / cfg.sample)
+    return sources.detect(location)
+
+
+def check_files(cfg: DataConfig, run: RunFolder, source: sources.Source) -> pd.DataFrame:
+    """Every file read and checked in parallel, streamed to the run's scan file; returns the scan."""
+    rows = sources.rows(source, resolve(cfg.download_dir))
+    if cfg.max_per_class:
+        rows = limit_per_class(rows, cfg.max_per_class, cfg.seed)
+    write_csv(check_rows(rows, workers=cfg.workers, max_pixels=cfg.max_pixels), run.scan, MANIFEST_COLUMNS)
+    scan = read_csv(run.scan)
+    print(f"{len(scan)} files checked with {worker_count(cfg.workers)} worker(s), {(scan.status != 'ok').sum()} excluded")
+    return scan
+
+
+def apply_label_review(cfg: DataConfig, scan: pd.DataFrame, source: sources.Source) -> pd.DataFrame:
+    """The user's corrections (``LABELS_REVIEW``) applied: relabelled or excluded rows, noted in ``review``."""
+    review_file = resolve(cfg.labels_review)
+    corrections = review.read_review(review_file)
+    print(f"{len(corrections)} correction(s) from {review_file}")
+    return review.apply_review(scan, corrections, source.location, str(review_file))
+
+
+def group_and_split(cfg: DataConfig, run: RunFolder, manifest: pd.DataFrame) -> pd.DataFrame:
+    """Duplicate groups found, splits drawn (a group never straddles two), the manifest written."""
+    manifest = duplicates.group_duplicates(manifest, cfg.duplicate_distance)
+    manifest = splits.assign_splits(manifest, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    if cfg.drop_duplicates:
+        manifest = duplicates.drop_duplicates(manifest)
+    manifest[MANIFEST_COLUMNS].to_csv(run.manifest, index=False)
+    grouped = manifest[manifest.dup_count > 1]
+    print(f"{grouped.dup_group.nunique()} duplicate group(s) holding {len(grouped)} images")
+    return manifest
+
+
+def summarize(cfg: DataConfig, run: RunFolder, source: sources.Source, manifest: pd.DataFrame) -> AcquisitionResults:
+    usable = manifest[manifest.status == "ok"]
+    excluded = manifest[manifest.status != "ok"]
+    results = AcquisitionResults(
+        source=f"{source.kind} {source.location}",
+        sample="" if cfg.data_dir else cfg.sample,
+        n_files=len(manifest),
+        n_excluded=len(excluded),
+        excluded=excluded.reason.str.split(":").str[0].value_counts().to_dict(),
+        classes=sorted(usable.label.unique()),
+        split_counts=usable.split.value_counts().to_dict(),
+        duplicate_groups=int(manifest[manifest.dup_count > 1].dup_group.nunique()),
+        n_reviewed=int((manifest.review != "").sum()),
+        labels_review=str(resolve(cfg.labels_review)),
+        split_rule=splits.describe(manifest, cfg.val_fraction, cfg.test_fraction, cfg.seed),
+        duplicate_rule=duplicates.describe(cfg.duplicate_distance, cfg.drop_duplicates),
+    )
+    run.save(results)
+    return results
+
+
+def acquire(cfg: DataConfig, run: RunFolder) -> AcquisitionResults:
+    """The whole of 01_acquire_data: source, checks, label review, duplicates and splits, manifest."""
+    source = locate(cfg)
+    scan = check_files(cfg, run, source)
+    manifest = group_and_split(cfg, run, apply_label_review(cfg, scan, source))
+    return summarize(cfg, run, source, manifest)
+
+
+def find_label_errors(cfg: ReviewConfig, run: RunFolder, manifest: pd.DataFrame) -> pd.DataFrame:
+    """Train and validation images ranked by how little a cross-validated probe believes their label.
+
+    Test images are left out: looking at them would let the test split shape the data."""
+    from ..modeling.features import featurize  # torch: only when the review runs
+
+    reviewable = manifest[manifest.split.isin(["train", "val"])].reset_index(drop=True)
+    x = featurize(
+        list(reviewable.path),
+        cfg.backbone,
+        cfg.resolution,
+        cfg.batch_size,
+        work_dir=run.work,
+        weights=cfg.weights,
+        sha256=list(reviewable.sha256),
+        cache_dir=resolve(cfg.feature_cache),
+        resize=cfg.resize,
+    )
+    probabilities, classes = review.out_of_fold_probabilities(
+        x, reviewable.label.to_numpy(), reviewable.dup_group.to_numpy(), folds=cfg.folds
+    )
+    label_errors = review.likely_label_errors(reviewable, probabilities, classes)
+    label_errors.to_csv(run.label_errors, index=False)
+    return label_errors
+
+
+def review_data(cfg: ReviewConfig, run: RunFolder, label_errors: pd.DataFrame | None = None) -> ReviewResults:
+    """The data report written from the manifest, the acquisition results and the label errors."""
+    everything = run.read_manifest(usable_only=False)
+    manifest = everything[everything.status == "ok"]
+    report = write_data_report(run, run.load(AcquisitionResults), everything, label_errors, top=cfg.top)
+    print(f"wrote {report}")
+    errors = label_errors if label_errors is not None else pd.DataFrame(columns=["path"])
+    results = ReviewResults(
+        class_counts=manifest.label.value_counts().to_dict(),
+        median_size=[int(manifest.width.median()), int(manifest.height.median())],
+        duplicate_groups=int(manifest[manifest.dup_count > 1].dup_group.nunique()),
+        n_reviewed_by_probe=len(errors),
+        likeliest_label_errors=errors.path.head(cfg.top).tolist(),
+        report=str(report),
+    )
+    run.save(results)
+    return results
+
+
+def explore_and_review(cfg: ReviewConfig, run: RunFolder) -> ReviewResults:
+    """The work of 02_explore_and_review without its figures: label errors and the data report."""
+    manifest = run.read_manifest()
+    return review_data(cfg, run, find_label_errors(cfg, run, manifest))
+

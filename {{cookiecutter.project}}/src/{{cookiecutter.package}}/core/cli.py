@@ -1,0 +1,130 @@
+"""Command line: ``python -m {{ cookiecutter.package }} <command>``.
+
+``pipeline`` runs every notebook; one command per stage (``acquire``, ``review``, ``probe``, ``train``,
+``evaluate``, ``export``) calls the same step functions the notebooks call, on a run folder; ``score`` and
+``serve`` use an exported model and never load torch.
+"""
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from .errors import ConfigError, DataError
+from .pipeline import PROFILES
+
+# command: (help, config class name in core.config or None, "module:function" of the whole step)
+STAGES = {
+    "acquire": ("01_acquire_data: check, review, de-duplicate and split the images", "DataConfig", "acquisition:acquire"),
+    "review": ("02_explore_and_review: likely label errors and the data report", "ReviewConfig", "acquisition:explore_and_review"),
+    "probe": ("01_linear_probe: pooled features and a linear probe", "ProbeConfig", "modeling:train_probe"),
+    "train": (
+        "02_fine_tune: fine-tune the network; alone or under torchrun --nproc_per_node=N",
+        "FineTuneConfig",
+        "modeling:train_fine_tuned",
+    ),
+    "evaluate": ("03_evaluate: choose on validation, evaluate on test", None, "modeling:choose_and_evaluate"),
+    "export": ("01_export: the chosen model as ONNX with its model card", "DeployConfig", "deployment:export_model"),
+}
+
+
+def _parameters(command: argparse.ArgumentParser, example: str) -> None:
+    command.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help=f"set a notebook parameter, e.g. -p {example}",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m {{ cookiecutter.package }}", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    pipeline = commands.add_parser("pipeline", help="run every notebook in batch (papermill)")
+    pipeline.add_argument(
+        "--data-dir",
+        help="folder of class folders, CSV manifest (path,label) or URL list (url,label); default: bundled sample",
+    )
+    pipeline.add_argument("--profile", default="demo", choices=list(PROFILES), help="run size (default: demo)")
+    pipeline.add_argument("--out", help="run folder (default: runs/<timestamp>-<profile>)")
+    _parameters(pipeline, "C_GRID '[0.01, 0.1]'")
+
+    for name, (help_text, config, _) in STAGES.items():
+        stage = commands.add_parser(name, help=help_text)
+        stage.add_argument("--run-dir", required=True, help="run folder the notebooks share (RUN_DIR)")
+        if config:
+            _parameters(stage, "EPOCHS 5" if name == "train" else "SEED 1")
+
+    score = commands.add_parser("score", help="score images with an exported model into a CSV")
+    score.add_argument("--model", required=True, type=Path, help="exported model folder (<run>/model)")
+    score.add_argument("--input", required=True, type=Path, help="folder of images, or CSV with a 'path' column")
+    score.add_argument("--output", required=True, type=Path, help="CSV file to write")
+
+    serve = commands.add_parser("serve", help="start the REST service for an exported model")
+    serve.add_argument("--model", required=True, type=Path, help="exported model folder (<run>/model)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", default=8000, type=int)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command in STAGES:
+            return _stage(args)
+        return COMMANDS[args.command](args)
+    except ConfigError as error:  # a parameter's value: a usage error, like argparse's
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (DataError, ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _stage(args: argparse.Namespace) -> int:
+    """A stage's config from ``-p`` values (checked before any heavy import), then its step on the run folder."""
+    from . import config
+    from .pipeline import parse_value
+    from .run_folder import RunFolder
+
+    _, config_name, target = STAGES[args.command]
+    values = {name: parse_value(value) for name, value in getattr(args, "parameter", [])}
+    cfg = config.from_parameters(getattr(config, config_name), values) if config_name else None
+    package, function = target.split(":")
+    step = getattr(importlib.import_module(f"..{package}.steps", __package__), function)
+    run = RunFolder.open(args.run_dir)
+    results = step(cfg, run) if cfg is not None else step(run)
+    if results is not None:
+        print(f"{args.command}: done, results in {run.root}")
+    return 0
+
+
+def _pipeline(args: argparse.Namespace) -> int:
+    from .pipeline import headline, parse_value, run_pipeline
+
+    overrides = {name: parse_value(value) for name, value in args.parameter}
+    metrics = run_pipeline(args.data_dir, args.profile, args.out, overrides)
+    print(headline(metrics))
+    print(metrics["run_dir"])
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from ..deployment.batch_score import score
+
+    print(score(args.model, args.input, args.output))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ..deployment.serve import run
+
+    run(args.model, args.host, args.port)
+    return 0
+
+
+COMMANDS = {"pipeline": _pipeline, "score": _score, "serve": _serve}

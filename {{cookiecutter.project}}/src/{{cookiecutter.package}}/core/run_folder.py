@@ -1,0 +1,138 @@
+"""The run folder: the only channel between notebooks (no hidden state), and the one place its layout is spelled.
+
+Every step reads and writes through a ``RunFolder``; no other module or notebook names a run file. Each step's
+results are a dataclass with a ``STEP`` name, saved as ``results/<STEP>.json`` and read back typed.
+"""
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TypeVar
+
+import pandas as pd
+
+from .paths import resolve
+
+Results = TypeVar("Results")
+
+# The trained candidates, one folder each under models/; 03_evaluate chooses among them.
+LINEAR_PROBE = "linear_probe"
+FINE_TUNED = "fine_tuned"
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    root: Path
+
+    @classmethod
+    def open(cls, run_dir: "str | Path | RunFolder") -> "RunFolder":
+        """The run folder at ``run_dir`` (relative paths start at the project root), created if missing."""
+        if isinstance(run_dir, RunFolder):
+            return run_dir
+        root = resolve(run_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root)
+
+    # acquisition
+    @property
+    def scan(self) -> Path:
+        """Every file found, checked, before the label review (01_acquire_data)."""
+        return self.root / "scan.csv"
+
+    @property
+    def manifest(self) -> Path:
+        """Every file with its status, label, duplicate group and split: what later steps read."""
+        return self.root / "manifest.csv"
+
+    @property
+    def label_errors(self) -> Path:
+        return self.root / "label_errors.csv"
+
+    @property
+    def data_report(self) -> Path:
+        return self.root / "docs" / "data_report.md"
+
+    # modeling
+    @property
+    def features(self) -> Path:
+        """The probe's pooled features of every image, with labels and splits."""
+        return self.root / "features.npz"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    def model(self, name: str) -> Path:
+        """A trained candidate's folder (``LINEAR_PROBE``, ``FINE_TUNED``)."""
+        return self.models / name
+
+    @property
+    def metrics(self) -> Path:
+        """The chosen model's evaluation (03_evaluate): the run's headline."""
+        return self.root / "metrics.json"
+
+    # deployment
+    @property
+    def exported_model(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def test_images(self) -> Path:
+        return self.root / "test_images.csv"
+
+    @property
+    def scores(self) -> Path:
+        return self.root / "scores.csv"
+
+    # every step
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    def figure(self, name: str) -> Path:
+        return self.figures / f"{name}.png"
+
+    @property
+    def notebooks(self) -> Path:
+        """Executed copies of the notebooks (``pipeline``)."""
+        return self.root / "notebooks"
+
+    @property
+    def work(self) -> Path:
+        """Scratch files of a step (e.g. the featurizer's ONNX file)."""
+        return self.root
+
+    def results_file(self, step: str) -> Path:
+        return self.root / "results" / f"{step}.json"
+
+    def save(self, results: object) -> Path:
+        """Write a step's results (a dataclass with a ``STEP`` name) to ``results/<STEP>.json``."""
+        path = self.results_file(results.STEP)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(results), indent=2, default=str))
+        return path
+
+    def load(self, kind: type[Results]) -> Results:
+        """A step's results, as the dataclass ``kind``; names the step to run when it has not run here."""
+        path = self.results_file(kind.STEP)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: run {kind.STEP} first with the same RUN_DIR.")
+        values = json.loads(path.read_text())
+        return kind(**{f.name: values[f.name] for f in fields(kind) if f.name in values})
+
+    def has(self, kind: type) -> bool:
+        return self.results_file(kind.STEP).is_file()
+
+    def read_manifest(self, usable_only: bool = True) -> pd.DataFrame:
+        from ..acquisition.manifest import read_csv
+
+        if not self.manifest.is_file():
+            raise FileNotFoundError(f"{self.manifest} does not exist: run 01_acquire_data first with the same RUN_DIR.")
+        manifest = read_csv(self.manifest)
+        return manifest[manifest.status == "ok"].reset_index(drop=True) if usable_only else manifest
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def __fspath__(self) -> str:
+        return str(self.root)

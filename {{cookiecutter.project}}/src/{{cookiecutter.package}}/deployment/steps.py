@@ -1,0 +1,116 @@
+"""The steps of stage 3, one function per notebook section that does work.
+
+``01_export``: ``export_model``; ``02_batch_score``: ``batch_score``; ``03_web_service``: ``try_service``.
+Only ``export_model`` touches the trained torch model, and imports modeling when it runs; scoring and
+serving read the exported folder with ONNX Runtime alone.
+"""
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .. import PROJECT_NAME
+from ..core.config import DeployConfig
+from ..core.images import load_batch
+from ..core.paths import resolve
+from ..core.run_folder import RunFolder
+from .batch_score import score
+from .export import max_difference, write_exported_model, write_model_card
+
+ONNX_TOLERANCE = 1e-3  # largest probability gap allowed between ONNX Runtime and PyTorch
+
+
+@dataclass
+class ExportResults:
+    STEP = "01_export"
+    model_dir: str
+    onnx_gap: float
+    files: list[str]
+
+
+@dataclass
+class ScoringResults:
+    STEP = "02_batch_score"
+    n_scored: int
+    accuracy: float  # of the exported model on the test split: must equal the evaluated model's
+
+
+@dataclass
+class ServiceResults:
+    STEP = "03_web_service"
+    health: dict
+    answer: dict
+    true_label: str
+    image: str
+
+
+def _metrics(run: RunFolder) -> dict:
+    if not run.metrics.is_file():
+        raise FileNotFoundError(f"{run.metrics} does not exist: run 03_evaluate first with the same RUN_DIR.")
+    return json.loads(run.metrics.read_text())
+
+
+def export_model(cfg: DeployConfig, run: RunFolder) -> ExportResults:
+    """The chosen model as ONNX with its metadata and model card, checked against PyTorch on test images."""
+    from ..acquisition.steps import AcquisitionResults
+    from ..modeling.backbones import BACKBONES
+    from ..modeling.model import load_classifier
+
+    metrics = _metrics(run)
+    model, config = load_classifier(resolve(metrics["model_dir"]))
+    essentials = ("backbone", "resolution", "resize", "classes", "classifier")
+    metadata = {
+        **{k: config[k] for k in essentials},
+        "settings": {k: v for k, v in config.items() if k not in essentials},
+        "project": PROJECT_NAME,
+        "weights_note": BACKBONES[config["backbone"]].weights_note,
+        "data_source": run.load(AcquisitionResults).source,
+        "metrics": {k: metrics[k] for k in ("test_accuracy", "test_auc", "val_accuracy")},
+    }
+    model_dir = write_exported_model(model, run.exported_model, metadata)
+    test = run.read_manifest().query("split == 'test'")
+    gap = max_difference(model, model_dir, load_batch(list(test.path[: cfg.check_images]), config["resolution"], config["resize"]))
+    if gap >= ONNX_TOLERANCE:
+        raise RuntimeError(f"ONNX Runtime and PyTorch disagree by {gap} on test images: the export is wrong.")
+    write_model_card(model_dir, metadata, metrics)
+    print(f"largest probability gap ONNX Runtime vs PyTorch: {gap:.2e}")
+    results = ExportResults(str(model_dir), gap, sorted(p.name for p in model_dir.iterdir()))
+    run.save(results)
+    return results
+
+
+def batch_score(run: RunFolder) -> ScoringResults:
+    """The test split scored by the exported model with the batch scorer, as a user would score new images.
+
+    Its accuracy must equal the evaluated model's: a gap means export or preprocessing changed the model."""
+    test = run.read_manifest().query("split == 'test'")
+    test[["path", "label"]].to_csv(run.test_images, index=False)
+    scores = pd.read_csv(score(run.exported_model, run.test_images, run.scores))
+    accuracy = float((scores.prediction.astype(str).to_numpy() == test.label.astype(str).to_numpy()).mean())
+    expected = _metrics(run)["test_accuracy"]
+    print(f"accuracy from the exported model: {accuracy:.4f} (evaluation notebook: {expected:.4f})")
+    if not np.isclose(accuracy, expected, atol=0.01):
+        raise RuntimeError(f"The exported model scores {accuracy:.4f} on test, the evaluated one {expected:.4f}.")
+    results = ScoringResults(len(scores), accuracy)
+    run.save(results)
+    return results
+
+
+def try_service(cfg: DeployConfig, run: RunFolder) -> ServiceResults:
+    """The REST service started on the exported model, asked for its health and one test image's label."""
+    import requests
+
+    from .serve import running_service
+
+    example = run.read_manifest().query("split == 'test'").iloc[0]
+    with running_service(run.exported_model, port=cfg.port or None) as url:
+        health = requests.get(f"{url}/health", timeout=10).json()
+        with open(example.path, "rb") as image_file:
+            answer = requests.post(f"{url}/predict", files={"file": image_file}, timeout=60).json()
+    print("health:", health)
+    print("answer:", answer)
+    results = ServiceResults(health, answer, str(example.label), str(example.path))
+    run.save(results)
+    return results

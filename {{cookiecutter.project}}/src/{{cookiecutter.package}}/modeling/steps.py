@@ -1,0 +1,259 @@
+"""The steps of stage 2, one function per notebook section that does work.
+
+``01_linear_probe``: ``fit_probes``, ``keep_best_pooling``, ``fold_probe`` (``train_probe`` runs all three).
+``02_fine_tune``: ``fine_tune``, ``add_test_time_augmentation``. ``03_evaluate``: ``choose_and_evaluate``.
+Each takes its config (where it has one) and the run folder, and saves typed results there.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from ..core.config import FineTuneConfig, ProbeConfig
+from ..core.paths import resolve
+from ..core.run_folder import FINE_TUNED, LINEAR_PROBE, RunFolder
+from . import distributed, features, pooling, probe, train
+from .backbones import BACKBONES
+from .evaluate import candidates, classification_metrics
+from .model import ImageClassifier, load_classifier, predict_paths, save_classifier
+
+FOLD_TOLERANCE = 1e-4  # largest probability gap allowed between the folded head and scikit-learn
+
+
+@dataclass
+class ProbeResults:
+    STEP = "01_linear_probe"
+    pooling: str
+    pooling_candidates: dict[str, dict[str, float]]
+    best_c: float
+    val_accuracy: float
+    fold_gap: float
+    curve: list[dict[str, float]]
+
+
+@dataclass
+class FineTuneResults:
+    STEP = "02_fine_tune"
+    best_epoch: int
+    val_accuracy: float  # with test-time augmentation, as the model predicts
+    val_accuracy_without_tta: float
+    flips: str
+    augment_strength: float
+    epochs: list[dict[str, float]]  # one row per epoch: train/validation loss and accuracy
+
+
+@dataclass
+class Metrics:
+    """The chosen model on the test split (used once), and how every candidate compared: ``metrics.json``."""
+
+    STEP = "03_evaluate"
+    test_accuracy: float
+    test_auc: float
+    val_accuracy: float
+    n_train: int
+    n_val: int
+    n_test: int
+    classes: list[str]
+    backbone: str
+    resolution: int
+    resize: str
+    classifier: str
+    model_dir: str
+    candidates: dict[str, float]  # name -> validation accuracy
+    candidates_on_test: dict[str, dict[str, float]]
+    probe_pooling: dict[str, object]
+    per_class: dict[str, dict[str, float]]
+    confusion_matrix: list[list[int]]
+    run_dir: str
+
+
+@dataclass
+class ProbeFit:
+    """The probes of ``fit_probes``, one per pooling, with the data they were fitted on."""
+
+    classes: list[str]
+    y: np.ndarray
+    split: np.ndarray
+    paths: np.ndarray
+    x: dict[str, np.ndarray] = field(default_factory=dict)  # pooling -> features
+    results: dict[str, probe.ProbeResult] = field(default_factory=dict)  # pooling -> fitted probe
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return probe.pooling_summary(self.results)
+
+
+@dataclass
+class Evaluation:
+    """What ``choose_and_evaluate`` measured; the notebook plots from it."""
+
+    metrics: Metrics
+    ranked: list[dict]
+    y_test: np.ndarray
+    probs: np.ndarray
+
+
+def fit_probes(cfg: ProbeConfig, run: RunFolder) -> ProbeFit:
+    """Pooled features of every image (cached by image hash), and a probe fitted for each pooling tried."""
+    manifest = run.read_manifest()
+    classes = sorted(manifest.label.unique())
+    y = manifest.label.map({name: i for i, name in enumerate(classes)}).to_numpy()
+    fit = ProbeFit(classes, y, manifest.split.to_numpy(), manifest.path.to_numpy())
+    print(f"{len(manifest)} images, classes {classes}, {cfg.backbone} at {cfg.resolution} px ({cfg.resize})")
+    train_rows, val_rows = fit.split == "train", fit.split == "val"
+    for name in pooling.candidates(cfg.pooling):
+        x = features.featurize(
+            list(manifest.path),
+            cfg.backbone,
+            cfg.resolution,
+            cfg.batch_size,
+            work_dir=run.work,
+            weights=cfg.weights,
+            sha256=list(manifest.sha256),
+            cache_dir=resolve(cfg.feature_cache),
+            pooling=name,
+            resize=cfg.resize,
+        )
+        fit.x[name] = x
+        fit.results[name] = probe.fit_probe(x[train_rows], y[train_rows], x[val_rows], y[val_rows], cfg.c_grid, cfg.classifier)
+    return fit
+
+
+def keep_best_pooling(run: RunFolder, fit: ProbeFit) -> str:
+    """The pooling whose probe did best on validation; its features are kept in the run."""
+    chosen = probe.choose_pooling(fit.results)
+    np.savez_compressed(run.features, x=fit.x[chosen], y=fit.y, split=fit.split, path=fit.paths)
+    result, summary = fit.results[chosen], fit.summary()
+    others = ", ".join(f"{p} {s['val_accuracy']:.4f}" for p, s in summary.items() if p != chosen) or "none"
+    print(f"pooling {chosen!r} kept: validation accuracy {result.val_accuracy:.4f} (others: {others})")
+    print(f"chosen C = {result.best_c:g}")
+    return chosen
+
+
+def fold_probe(cfg: ProbeConfig, run: RunFolder, fit: ProbeFit, chosen: str) -> ProbeResults:
+    """The probe folded into a linear layer on the featurizer: one network, saved as the linear_probe candidate.
+
+    The folded network must give scikit-learn's probabilities; a gap means the fold is wrong."""
+    result, x_val = fit.results[chosen], fit.x[chosen][fit.split == "val"]
+    head = probe.to_linear(result.pipeline)
+    with torch.inference_mode():
+        folded = torch.softmax(head(torch.from_numpy(x_val)), dim=1).numpy()
+    gap = float(np.abs(folded - probe.probabilities(result.pipeline, x_val)).max())
+    if gap >= FOLD_TOLERANCE:
+        raise RuntimeError(f"The folded head differs from scikit-learn by {gap}: the linear probe cannot be exported.")
+    featurizer = pooling.featurizer(cfg.backbone, pooling=chosen, weights=cfg.weights, resolution=cfg.resolution)
+    save_classifier(
+        ImageClassifier(featurizer, head),
+        run.model(LINEAR_PROBE),
+        backbone=cfg.backbone,
+        resolution=cfg.resolution,
+        resize=cfg.resize,
+        classes=fit.classes,
+        classifier=cfg.classifier,
+        pooling=chosen,
+        pooling_candidates=fit.summary(),
+        C=result.best_c,
+        val_accuracy=result.val_accuracy,
+        weights_note=BACKBONES[cfg.backbone].weights_note,
+    )
+    print(f"largest gap between folded head and scikit-learn: {gap:.2e}")
+    results = ProbeResults(chosen, fit.summary(), result.best_c, result.val_accuracy, gap, result.curve)
+    run.save(results)
+    return results
+
+
+def train_probe(cfg: ProbeConfig, run: RunFolder) -> ProbeResults:
+    """The whole of 01_linear_probe."""
+    fit = fit_probes(cfg, run)
+    return fold_probe(cfg, run, fit, keep_best_pooling(run, fit))
+
+
+def bundled_sample(run: RunFolder) -> str:
+    """The bundled sample this run's images came from ("" for the user's own): it settles 'auto' settings."""
+    from ..acquisition.steps import AcquisitionResults
+
+    return run.load(AcquisitionResults).sample if run.has(AcquisitionResults) else ""
+
+
+def fine_tune(cfg: FineTuneConfig, run: RunFolder) -> train.History:
+    """The network retrained end to end on augmented images; the best epoch is saved as the fine_tuned
+    candidate. The notebook and ``python -m <package> train`` (alone or under torchrun) run exactly this."""
+    cfg = cfg.with_data_defaults(bundled_sample(run))
+    print(f"FLIPS={cfg.flips!r} AUGMENT_STRENGTH={cfg.augment_strength}")
+    return train.fine_tune(run.read_manifest(), cfg, run.model(FINE_TUNED))
+
+
+def add_test_time_augmentation(cfg: FineTuneConfig, run: RunFolder, history: train.History) -> FineTuneResults:
+    """Mirrored views averaged at prediction; the saved model's validation accuracy re-measured with them."""
+    cfg = cfg.with_data_defaults(bundled_sample(run))
+    final = train.add_test_time_augmentation(run.model(FINE_TUNED), run.read_manifest(), cfg.flips)
+    before, after = final["val_accuracy_without_tta"], final["val_accuracy"]
+    print(f"validation accuracy {before:.4f} -> {after:.4f} with {cfg.flips!r} views")
+    results = FineTuneResults(history.best_epoch, after, before, cfg.flips, cfg.augment_strength, history.rows)
+    run.save(results)
+    return results
+
+
+def train_fine_tuned(cfg: FineTuneConfig, run: RunFolder) -> FineTuneResults | None:
+    """The whole of 02_fine_tune; under torchrun every process trains, the main one then adds the views."""
+    history = fine_tune(cfg, run)
+    distributed.teardown()  # only after success: after an error torchrun stops the other processes
+    return add_test_time_augmentation(cfg, run, history) if distributed.is_main() else None
+
+
+def choose_and_evaluate(run: RunFolder) -> Evaluation:
+    """The candidate with the best validation accuracy is chosen; then, and only then, the test split is scored
+    (every candidate, for the record); ``metrics.json`` is written."""
+    ranked = candidates(run.models)
+    chosen = ranked[0]
+    model, config = load_classifier(resolve(chosen["dir"]))
+    classes = config["classes"]
+    manifest = run.read_manifest()
+    test = manifest[manifest.split == "test"]
+    y_test = test.label.map({name: i for i, name in enumerate(classes)}).to_numpy()
+    probs = predict_paths(model, list(test.path), config["resolution"], config["resize"])
+    scores = classification_metrics(y_test, probs, classes)
+    print(f"chosen: {chosen['name']} (validation accuracy {chosen['val_accuracy']:.4f})")
+    print(f"test accuracy {scores['accuracy']:.4f}, test AUC {scores['auc']:.4f}")
+    on_test = {chosen["name"]: _summary(chosen, scores)}
+    for other in ranked[1:]:
+        other_model, other_config = load_classifier(resolve(other["dir"]))
+        other_probs = predict_paths(other_model, list(test.path), other_config["resolution"], other_config["resize"])
+        on_test[other["name"]] = _summary(other, classification_metrics(y_test, other_probs, classes))
+    probe_config = next((c for c in ranked if c["name"] == LINEAR_PROBE), {})  # absent if only fine-tuned
+    metrics = Metrics(
+        test_accuracy=scores["accuracy"],
+        test_auc=scores["auc"],
+        val_accuracy=chosen["val_accuracy"],
+        n_train=int((manifest.split == "train").sum()),
+        n_val=int((manifest.split == "val").sum()),
+        n_test=len(test),
+        classes=classes,
+        backbone=config["backbone"],
+        resolution=config["resolution"],
+        resize=config["resize"],
+        classifier=config["classifier"],
+        model_dir=chosen["dir"],
+        candidates={c["name"]: c["val_accuracy"] for c in ranked},
+        candidates_on_test={c["name"]: on_test[c["name"]] for c in ranked},
+        probe_pooling={"chosen": probe_config.get("pooling"), "candidates": probe_config.get("pooling_candidates", {})},
+        per_class=scores["per_class"],
+        confusion_matrix=scores["confusion_matrix"],
+        run_dir=str(run.root),
+    )
+    run.save(metrics)
+    run.metrics.write_text(json.dumps(asdict(metrics), indent=2))
+    return Evaluation(metrics, ranked, y_test, probs)
+
+
+def _summary(candidate: dict, scores: dict) -> dict[str, float]:
+    return {"val_accuracy": candidate["val_accuracy"], "test_accuracy": scores["accuracy"], "test_auc": scores["auc"]}
+
+
+def read_metrics(run: RunFolder) -> Metrics:
+    if not run.metrics.is_file():
+        raise FileNotFoundError(f"{run.metrics} does not exist: run 03_evaluate first with the same RUN_DIR.")
+    values = json.loads(run.metrics.read_text())
+    return Metrics(**{k: v for k, v in values.items() if k in Metrics.__dataclass_fields__})
+
