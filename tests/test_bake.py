@@ -54,16 +54,22 @@ COMMON = {
 }
 MODULES = set(
     """
-    __init__.py __main__.py augment.py backbones.py checks.py cli.py config.py data.py distributed.py download.py
-    duplicates.py errors.py evaluate.py export.py features.py manifest.py model.py onnx_io.py paths.py pipeline.py
-    plots.py pooling.py predict.py probe.py report.py review.py runs.py samples/__init__.py serve.py sources.py
-    splits.py train.py
+    __init__.py __main__.py
+    core/__init__.py core/cli.py core/config.py core/errors.py core/images.py core/onnx_io.py core/paths.py
+    core/pipeline.py core/plots.py core/run_folder.py
+    acquisition/__init__.py acquisition/checks.py acquisition/download.py acquisition/duplicates.py
+    acquisition/manifest.py acquisition/report.py acquisition/review.py acquisition/samples/__init__.py
+    acquisition/sources.py acquisition/splits.py acquisition/steps.py
+    modeling/__init__.py modeling/augment.py modeling/backbones.py modeling/distributed.py modeling/evaluate.py
+    modeling/features.py modeling/model.py modeling/pooling.py modeling/probe.py modeling/steps.py modeling/train.py
+    deployment/__init__.py deployment/batch_score.py deployment/export.py deployment/predict.py deployment/serve.py
+    deployment/steps.py
     """.split()
 )
 
 
 def expected_files(package: str, samples: set[str], license_file: bool = True) -> set[str]:
-    src = {f"src/{package}/{m}" for m in MODULES} | {f"src/{package}/samples/{s}.py" for s in samples}
+    src = {f"src/{package}/{m}" for m in MODULES} | {f"src/{package}/acquisition/samples/{s}.py" for s in samples}
     return COMMON | src | ({"LICENSE"} if license_file else set())
 
 
@@ -93,7 +99,7 @@ def test_proprietary_license_drops_the_license_file(tmp_path):
 def test_names_flow_from_the_project_name(tmp_path):
     project = bake(tmp_path, project_name="Crack Finder")
     assert project.name == "crack-finder"
-    assert (project / "src" / "crack_finder" / "cli.py").is_file()
+    assert (project / "src" / "crack_finder" / "core" / "cli.py").is_file()
     assert 'name = "crack-finder"' in (project / "pyproject.toml").read_text()
 
 

@@ -1,4 +1,6 @@
-"""Each bake's own test suite, run inside it: unit tests, then its notebooks (papermill + nbval)."""
+"""The baked projects' own test suites, run inside them: the default bake runs all of its suite; the other
+dataset bakes run what differs between bakes (tests marked ``bake``: their sample, their parameters cells and
+configs), since everything else is the same code on the same test images."""
 
 import subprocess
 import sys
@@ -8,12 +10,12 @@ import pytest
 from .conftest import bake, installed_editable
 
 
-@pytest.mark.parametrize("dataset", ["elpv", "digits", "folder"])
-def test_baked_project_passes_its_own_tests(tmp_path, dataset):
+@pytest.mark.parametrize(("dataset", "selection"), [("elpv", []), ("digits", ["-m", "bake"]), ("folder", ["-m", "bake"])])
+def test_baked_project_passes_its_own_tests(tmp_path, dataset, selection):
     project = bake(tmp_path, project=f"probe-{dataset}", dataset=dataset)
     with installed_editable(project):
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *selection],
             cwd=project,
             capture_output=True,
             text=True,

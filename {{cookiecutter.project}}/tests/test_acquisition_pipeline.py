@@ -1,4 +1,4 @@
-"""Acceptance: a messy folder through the whole pipeline (demo profile), with a label review."""
+"""Acceptance: a messy folder through stage 1 on the command line (acquire, then review), with a label review."""
 
 import hashlib
 import subprocess
@@ -29,10 +29,13 @@ def messy_run(tmp_path_factory):
     )
     before = digest(data)
     out = tmp_path_factory.mktemp("run")
-    command = [sys.executable, "-m", PACKAGE, "pipeline", "--data-dir", str(data), "--profile", "demo"]
-    command += ["--out", str(out), "-p", "LABELS_REVIEW", str(review_file)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1500)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for command in (
+        ["acquire", "-p", "DATA_DIR", str(data), "-p", "LABELS_REVIEW", str(review_file)],
+        ["review", "-p", "RESOLUTION", "96"],
+    ):
+        command = [sys.executable, "-m", PACKAGE, command[0], "--run-dir", str(out), *command[1:]]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert digest(data) == before, "the pipeline changed, added or removed a source file"
     return data, files, out
 

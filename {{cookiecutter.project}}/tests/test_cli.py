@@ -1,5 +1,8 @@
+import json
 import subprocess
 import sys
+
+import pytest
 
 PACKAGE = "{{ cookiecutter.package }}"
 
@@ -40,3 +43,31 @@ def test_score_with_a_missing_model_says_what_to_pass(tmp_path, tiny_images):
         "score", "--model", str(tmp_path), "--input", str(tiny_images), "--output", str(tmp_path / "s.csv")
     )
     assert result.returncode == 1 and "not an exported model folder" in result.stderr
+
+
+@pytest.mark.slow
+def test_one_command_per_stage_runs_what_the_notebooks_run(tiny_images, tmp_path):
+    """acquire, probe, train, evaluate, export on one run folder, then score with the exported model."""
+    run = tmp_path / "run"
+    small = ["-p", "BATCH_SIZE", "8"]
+    for stage, *parameters in (
+        ["acquire", "-p", "DATA_DIR", str(tiny_images), "-p", "VAL_FRACTION", "0.3", "-p", "WORKERS", "1"],
+        ["probe", "-p", "RESOLUTION", "64", *small],
+        ["train", "-p", "FINE_TUNE_RESOLUTION", "32", "-p", "EPOCHS", "1", *small],
+        ["evaluate"],
+        ["export", "-p", "CHECK_IMAGES", "2"],
+    ):
+        result = run_cli(stage, "--run-dir", str(run), *parameters)
+        assert result.returncode == 0, f"{stage}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["candidates"]) == {"linear_probe", "fine_tuned"} and metrics["resolution"] in (64, 32)
+    fine_tuned = json.loads((run / "results" / "02_fine_tune.json").read_text())
+    assert (fine_tuned["flips"], fine_tuned["augment_strength"]) == ("horizontal", 1.0), "auto, for own images"
+    result = run_cli("score", "--model", str(run / "model"), "--input", str(tiny_images), "--output", str(run / "s.csv"))
+    assert result.returncode == 0 and len((run / "s.csv").read_text().splitlines()) == 25
+
+
+def test_a_stage_without_its_inputs_names_the_step_to_run_first(tmp_path):
+    result = run_cli("probe", "--run-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith("run 01_acquire_data first with the same RUN_DIR.")

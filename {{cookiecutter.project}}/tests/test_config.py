@@ -65,6 +65,7 @@ def declared():
     return set().union(*declared_parameters(notebook_paths()).values())
 
 
+@pytest.mark.bake
 @pytest.mark.parametrize("name", PROFILES)
 def test_every_profile_value_is_a_notebook_parameter_the_configs_accept(name, declared):
     values = profile(name)
@@ -134,6 +135,7 @@ def notebook_defaults() -> dict[str, object]:
     return {name: ast.literal_eval(values.pop()) for name, values in found.items()}
 
 
+@pytest.mark.bake
 @pytest.mark.parametrize("config", CONFIGS)
 def test_parameters_cells_hold_the_config_defaults(config):
     """Defaults are declared once, in the configs (the backbone and data as baked); every notebook's parameters
@@ -148,11 +150,13 @@ def test_parameters_cells_hold_the_config_defaults(config):
         assert declared == default, f"{name} = {values[name]!r} in a notebook, {default!r} in {config.__name__}"
 
 
+@pytest.mark.bake
 def test_every_notebook_parameter_is_held_and_checked_by_a_config():
     held = {name for config in CONFIGS for name in parameter_names(config).values()}
     assert set(notebook_defaults()) - held == {"RUN_DIR"}
 
 
+@pytest.mark.bake
 def test_data_dependent_choices_default_to_auto():
     values = notebook_defaults()
     assert values["POOLING"] == "auto" and values["FLIPS"] == values["AUGMENT_STRENGTH"] == "auto"

@@ -4,7 +4,7 @@ Notebook ``parameters`` cells hold plain values; the next cell turns them into o
 of these dataclasses, so a bad value fails early with the valid choices named. The
 defaults here are the only defaults (the backbone and the data are the ones chosen at bake time):
 a test holds every parameters cell to them.
-Importing this module does not load torch (the modeling choices are looked up when checked),
+Importing this module loads neither torch nor the modeling package (its choices are looked up when checked),
 so the command line checks parameters before any heavy import.
 """
 
@@ -13,7 +13,6 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from ..acquisition.checks import DEFAULT_MAX_PIXELS, HASH_SIZE
-from ..modeling.augment import FLIP_CHOICES
 from .errors import ConfigError
 from .images import DEFAULT_RESIZE, RESIZE_CHOICES
 
@@ -204,6 +203,8 @@ class FineTuneConfig:
         for name, value in (("DROPOUT", self.dropout), ("LABEL_SMOOTHING", self.label_smoothing)):
             if not 0 <= value < 1:
                 raise ConfigError(f"{name}={value} must be at least 0 and below 1.")
+        from ..modeling.augment import FLIP_CHOICES
+
         _check_choice("FLIPS", self.flips, ("auto", *FLIP_CHOICES))
         strength = self.augment_strength
         if strength != "auto" and (isinstance(strength, (str, bool)) or not 0 <= strength <= 2):

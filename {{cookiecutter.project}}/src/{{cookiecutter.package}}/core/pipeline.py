@@ -10,7 +10,6 @@ from pathlib import Path
 from .config import check_parameters
 from .errors import ConfigError
 from .paths import project_root, resolve
-from .run_folder import RunFolder
 
 NOTEBOOKS = (
     "01_data_acquisition_and_understanding/01_acquire_data.ipynb",
@@ -115,6 +114,8 @@ def run_pipeline(
     with loss and accuracy, the choices made) streams to ``progress`` as they run; progress
     bars stay in the executed notebooks, so CI logs are not flooded."""
     import papermill
+
+    from .run_folder import RunFolder  # pandas: not needed by the commands that only score or serve
 
     run = RunFolder.open(out or default_out(profile))
     notebooks = notebook_paths()

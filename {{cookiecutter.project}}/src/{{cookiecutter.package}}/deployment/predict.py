@@ -20,7 +20,7 @@ class ExportedModel:
     session: object
     classes: list[str]
     resolution: int
-    resize: str  # how an image becomes square, as the model was trained (data.to_square)
+    resize: str  # how an image becomes square, as the model was trained (core.images.to_square)
     metadata: dict
 
 

@@ -77,7 +77,7 @@ def featurize(
     resize: str = DEFAULT_RESIZE,
 ) -> np.ndarray:
     """Features (len(paths), feature_dim) as float32, in the order of ``paths``; images made square
-    as ``resize`` says (``data.to_square``).
+    as ``resize`` says (``core.images.to_square``).
 
     With ``sha256`` (one per path) and ``cache_dir``, cached features are reused and
     only the missing ones computed (then cached); copies of an image are computed once."""
