@@ -55,8 +55,8 @@ def photo_paths() -> dict[Path, set[str]]:
 
 def photos_per_mode(backbone: str, modes: tuple[str, ...]) -> dict[str, dict[str, float]]:
     import torch
-    from solar_cell_inspection.modeling.backbones import BACKBONES, imagenet_classes, imagenet_classifier
     from solar_cell_inspection.core.images import load_batch
+    from solar_cell_inspection.modeling.backbones import BACKBONES, imagenet_classes, imagenet_classifier
 
     resolution = BACKBONES[backbone].resolution
     model = imagenet_classifier(backbone, resolution=resolution)
@@ -83,18 +83,17 @@ def photos_per_mode(backbone: str, modes: tuple[str, ...]) -> dict[str, dict[str
 
 
 def elpv_per_mode(images: int, modes: tuple[str, ...], work: Path) -> dict[str, float]:
-    from solar_cell_inspection.acquisition import duplicates, samples, sources, splits
+    from solar_cell_inspection.acquisition import samples
+    from solar_cell_inspection.acquisition.steps import acquire
+    from solar_cell_inspection.core.config import DataConfig
+    from solar_cell_inspection.core.run_folder import RunFolder
     from solar_cell_inspection.modeling.features import featurize
-    from solar_cell_inspection.acquisition.manifest import MANIFEST_COLUMNS, check_rows, limit_per_class, read_csv, write_csv
     from solar_cell_inspection.modeling.probe import fit_probe
 
+    run = RunFolder.open(work / "run")
     data = samples.materialize("elpv", work / "elpv")
-    rows = sources.rows(sources.detect(data), work / "downloads")
-    if images:
-        rows = limit_per_class(rows, images // 2, 0)
-    write_csv(check_rows(rows), work / "scan.csv", MANIFEST_COLUMNS)
-    manifest = splits.assign_splits(duplicates.group_duplicates(read_csv(work / "scan.csv"), 10), 0.15, 0.25, 0)
-    manifest = manifest[manifest.status == "ok"]
+    acquire(DataConfig(data_dir=str(data), labels_review=str(work / "no_review.csv"), max_per_class=images // 2), run)
+    manifest = run.read_manifest()
     y = (manifest.label == "defective").to_numpy().astype(int)
     train, val = (manifest.split == "train").to_numpy(), (manifest.split == "val").to_numpy()
     out = {}

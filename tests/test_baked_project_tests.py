@@ -10,7 +10,9 @@ import pytest
 from .conftest import bake, installed_editable
 
 
-@pytest.mark.parametrize(("dataset", "selection"), [("elpv", []), ("digits", ["-m", "bake"]), ("folder", ["-m", "bake"])])
+@pytest.mark.parametrize(
+    ("dataset", "selection"), [("elpv", []), ("digits", ["-m", "bake"]), ("folder", ["-m", "bake"])]
+)
 def test_baked_project_passes_its_own_tests(tmp_path, dataset, selection):
     project = bake(tmp_path, project=f"probe-{dataset}", dataset=dataset)
     with installed_editable(project):

@@ -3,9 +3,7 @@
 import tempfile
 from pathlib import Path
 
-
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 from torch import nn

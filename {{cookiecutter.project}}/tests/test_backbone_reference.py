@@ -16,8 +16,8 @@ import torchvision
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from {{ cookiecutter.package }}.core import onnx_io
-from {{ cookiecutter.package }}.modeling.backbones import BACKBONES, get_backbone, imagenet_classes, imagenet_classifier
 from {{ cookiecutter.package }}.core.images import load_batch
+from {{ cookiecutter.package }}.modeling.backbones import BACKBONES, get_backbone, imagenet_classes, imagenet_classifier
 from {{ cookiecutter.package }}.modeling.pooling import POOLINGS, featurizer
 
 LITE = [name for name, spec in BACKBONES.items() if spec.bundled]

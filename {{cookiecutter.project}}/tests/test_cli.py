@@ -63,7 +63,9 @@ def test_one_command_per_stage_runs_what_the_notebooks_run(tiny_images, tmp_path
     assert set(metrics["candidates"]) == {"linear_probe", "fine_tuned"} and metrics["resolution"] in (64, 32)
     fine_tuned = json.loads((run / "results" / "02_fine_tune.json").read_text())
     assert (fine_tuned["flips"], fine_tuned["augment_strength"]) == ("horizontal", 1.0), "auto, for own images"
-    result = run_cli("score", "--model", str(run / "model"), "--input", str(tiny_images), "--output", str(run / "s.csv"))
+    result = run_cli(
+        "score", "--model", str(run / "model"), "--input", str(tiny_images), "--output", str(run / "s.csv")
+    )
     assert result.returncode == 0 and len((run / "s.csv").read_text().splitlines()) == 25
 
 

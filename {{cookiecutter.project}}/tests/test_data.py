@@ -9,8 +9,8 @@ from conftest import write_messy_dataset
 from PIL import Image
 
 from {{ cookiecutter.package }}.acquisition.checks import check_image
-from {{ cookiecutter.package }}.core.images import PAD_VALUE, RESIZE_CHOICES, load_image, open_rgb, to_square, walk_images
 from {{ cookiecutter.package }}.acquisition.manifest import check_rows, limit_per_class
+from {{ cookiecutter.package }}.core.images import PAD_VALUE, RESIZE_CHOICES, load_image, open_rgb, to_square, walk_images
 
 
 def digest(folder):

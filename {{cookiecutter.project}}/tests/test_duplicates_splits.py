@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from conftest import build_manifest, stripes, write_messy_dataset
 
-from {{ cookiecutter.package }}.core.errors import DataError
 from {{ cookiecutter.package }}.acquisition.duplicates import drop_duplicates, near_pairs
 from {{ cookiecutter.package }}.acquisition.splits import assign_splits
+from {{ cookiecutter.package }}.core.errors import DataError
 
 
 def write_class(folder, count, seed, horizontal=True):

@@ -14,11 +14,11 @@ import pytest
 import torch
 from conftest import build_manifest
 
-from {{ cookiecutter.package }}.modeling.backbones import get_backbone
+from {{ cookiecutter.package }}.acquisition.manifest import MANIFEST_COLUMNS
 from {{ cookiecutter.package }}.core.config import FineTuneConfig
 from {{ cookiecutter.package }}.core.images import load_batch
+from {{ cookiecutter.package }}.modeling.backbones import get_backbone
 from {{ cookiecutter.package }}.modeling.features import featurize
-from {{ cookiecutter.package }}.acquisition.manifest import MANIFEST_COLUMNS
 from {{ cookiecutter.package }}.modeling.model import ImageClassifier, load_classifier, predict_paths
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

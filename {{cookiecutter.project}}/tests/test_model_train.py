@@ -9,10 +9,10 @@ import torch
 import torchvision
 from conftest import build_manifest
 
-from {{ cookiecutter.package }}.modeling.augment import augment_batch, build_augmenter
-from {{ cookiecutter.package }}.modeling.backbones import BACKBONES, get_backbone
 from {{ cookiecutter.package }}.core.config import FineTuneConfig
 from {{ cookiecutter.package }}.core.images import load_batch
+from {{ cookiecutter.package }}.modeling.augment import augment_batch, build_augmenter
+from {{ cookiecutter.package }}.modeling.backbones import BACKBONES, get_backbone
 from {{ cookiecutter.package }}.modeling.model import (
     ImageClassifier,
     load_classifier,
@@ -21,7 +21,14 @@ from {{ cookiecutter.package }}.modeling.model import (
     save_classifier,
 )
 from {{ cookiecutter.package }}.modeling.pooling import feature_dim, featurizer, matrix_sqrt
-from {{ cookiecutter.package }}.modeling.train import build_loaders, class_weights, fine_tune, fit, make_optimizer, make_schedule
+from {{ cookiecutter.package }}.modeling.train import (
+    build_loaders,
+    class_weights,
+    fine_tune,
+    fit,
+    make_optimizer,
+    make_schedule,
+)
 
 PACKAGE = "{{ cookiecutter.package }}"
 

@@ -4,8 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package }}.acquisition.review import (
+    apply_review,
+    likely_label_errors,
+    out_of_fold_probabilities,
+    read_review,
+)
 from {{ cookiecutter.package }}.core.errors import DataError
-from {{ cookiecutter.package }}.acquisition.review import apply_review, likely_label_errors, out_of_fold_probabilities, read_review
 
 
 def manifest_of(paths, labels):

@@ -73,6 +73,7 @@ def test_two_cpu_processes_train_with_gloo_and_write_one_checkpoint(run_dir):
     # validation was measured over both processes' shares: one process scoring every image must agree
     manifest = pd.read_csv(run_dir / "manifest.csv")
     val = manifest[manifest.split == "val"]
+
     def accuracy_of(views: str) -> float:
         model.tta = views
         probs = predict_paths(model, list(val.path), config["resolution"], config["resize"])

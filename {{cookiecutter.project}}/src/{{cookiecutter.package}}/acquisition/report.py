@@ -53,8 +53,8 @@ def write_data_report(
     if label_errors is not None:
         sections.append(
             f"## Likely label errors (top {top})\n\nOut-of-fold probability of the given label from a "
-            f"cross-validated linear probe; full list in `{run.label_errors.name}`. To act on one, copy its line to the "
-            "labels review file with action `relabel` (and `new_label`) or `exclude`, then re-run.\n\n"
+            f"cross-validated linear probe; full list in `{run.label_errors.name}`. To act on one, copy its line to "
+            "the labels review file with action `relabel` (and `new_label`) or `exclude`, then re-run.\n\n"
             + markdown_table(label_errors.head(top)[["path", "label", "label_probability", "suggested_label"]])
         )
     path = run.data_report

@@ -51,7 +51,9 @@ class ReviewResults:
 
 def locate(cfg: DataConfig) -> sources.Source:
     """The data source: ``DATA_DIR`` when set, else the bundled sample written out under data/raw once."""
-    location = resolve(cfg.data_dir) if cfg.data_dir else samples.materialize(cfg.sample, resolve("data/raw") / cfg.sample)
+    location = (
+        resolve(cfg.data_dir) if cfg.data_dir else samples.materialize(cfg.sample, resolve("data/raw") / cfg.sample)
+    )
     return sources.detect(location)
 
 
@@ -62,7 +64,9 @@ def check_files(cfg: DataConfig, run: RunFolder, source: sources.Source) -> pd.D
         rows = limit_per_class(rows, cfg.max_per_class, cfg.seed)
     write_csv(check_rows(rows, workers=cfg.workers, max_pixels=cfg.max_pixels), run.scan, MANIFEST_COLUMNS)
     scan = read_csv(run.scan)
-    print(f"{len(scan)} files checked with {worker_count(cfg.workers)} worker(s), {(scan.status != 'ok').sum()} excluded")
+    print(
+        f"{len(scan)} files checked with {worker_count(cfg.workers)} worker(s), {(scan.status != 'ok').sum()} excluded"
+    )
     return scan
 
 
@@ -164,4 +168,3 @@ def explore_and_review(cfg: ReviewConfig, run: RunFolder) -> ReviewResults:
     """The work of 02_explore_and_review without its figures: label errors and the data report."""
     manifest = run.read_manifest()
     return review_data(cfg, run, find_label_errors(cfg, run, manifest))
-

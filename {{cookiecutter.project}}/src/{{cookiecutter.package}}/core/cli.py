@@ -15,8 +15,16 @@ from .pipeline import PROFILES
 
 # command: (help, config class name in core.config or None, "module:function" of the whole step)
 STAGES = {
-    "acquire": ("01_acquire_data: check, review, de-duplicate and split the images", "DataConfig", "acquisition:acquire"),
-    "review": ("02_explore_and_review: likely label errors and the data report", "ReviewConfig", "acquisition:explore_and_review"),
+    "acquire": (
+        "01_acquire_data: check, review, de-duplicate and split the images",
+        "DataConfig",
+        "acquisition:acquire",
+    ),
+    "review": (
+        "02_explore_and_review: likely label errors and the data report",
+        "ReviewConfig",
+        "acquisition:explore_and_review",
+    ),
     "probe": ("01_linear_probe: pooled features and a linear probe", "ProbeConfig", "modeling:train_probe"),
     "train": (
         "02_fine_tune: fine-tune the network; alone or under torchrun --nproc_per_node=N",

@@ -121,7 +121,9 @@ def run_pipeline(
     notebooks = notebook_paths()
     declared = declared_parameters(notebooks)
     values = {**profile_values(profile), **(overrides or {})}
-    check_overrides({**(overrides or {}), "RUN_DIR": run.root, **({"DATA_DIR": data_dir} if data_dir else {})}, declared)
+    check_overrides(
+        {**(overrides or {}), "RUN_DIR": run.root, **({"DATA_DIR": data_dir} if data_dir else {})}, declared
+    )
     check_parameters(overrides or {})
     values["RUN_DIR"] = str(run.root)
     if data_dir:

@@ -57,7 +57,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 def running_service(model_dir: Path, port: int | None = None, timeout: float = 60.0) -> Iterator[str]:
     """Start ``python -m <package> serve`` on 127.0.0.1, yield its URL, stop it on exit."""
     port = port or free_port()
-    command = [sys.executable, "-m", __package__.partition(".")[0], "serve", "--model", str(model_dir), "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        __package__.partition(".")[0],
+        "serve",
+        "--model",
+        str(model_dir),
+        "--port",
+        str(port),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:

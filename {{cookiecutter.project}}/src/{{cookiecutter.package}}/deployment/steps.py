@@ -71,7 +71,9 @@ def export_model(cfg: DeployConfig, run: RunFolder) -> ExportResults:
     }
     model_dir = write_exported_model(model, run.exported_model, metadata)
     test = run.read_manifest().query("split == 'test'")
-    gap = max_difference(model, model_dir, load_batch(list(test.path[: cfg.check_images]), config["resolution"], config["resize"]))
+    gap = max_difference(
+        model, model_dir, load_batch(list(test.path[: cfg.check_images]), config["resolution"], config["resize"])
+    )
     if gap >= ONNX_TOLERANCE:
         raise RuntimeError(f"ONNX Runtime and PyTorch disagree by {gap} on test images: the export is wrong.")
     write_model_card(model_dir, metadata, metrics)

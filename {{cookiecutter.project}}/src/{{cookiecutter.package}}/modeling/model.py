@@ -14,9 +14,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..core import onnx_io
+from ..core.images import DEFAULT_RESIZE, load_batch
 from .augment import FLIP_CHOICES
 from .backbones import BACKBONES, get_backbone
-from ..core.images import DEFAULT_RESIZE, load_batch
 from .pooling import feature_dim, featurizer
 
 WEIGHTS_FILE = "model.pt"

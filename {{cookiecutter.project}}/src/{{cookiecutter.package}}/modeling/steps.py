@@ -116,7 +116,9 @@ def fit_probes(cfg: ProbeConfig, run: RunFolder) -> ProbeFit:
             resize=cfg.resize,
         )
         fit.x[name] = x
-        fit.results[name] = probe.fit_probe(x[train_rows], y[train_rows], x[val_rows], y[val_rows], cfg.c_grid, cfg.classifier)
+        fit.results[name] = probe.fit_probe(
+            x[train_rows], y[train_rows], x[val_rows], y[val_rows], cfg.c_grid, cfg.classifier
+        )
     return fit
 
 
@@ -256,4 +258,3 @@ def read_metrics(run: RunFolder) -> Metrics:
         raise FileNotFoundError(f"{run.metrics} does not exist: run 03_evaluate first with the same RUN_DIR.")
     values = json.loads(run.metrics.read_text())
     return Metrics(**{k: v for k, v in values.items() if k in Metrics.__dataclass_fields__})
-

@@ -17,9 +17,9 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
+from ..core.images import DEFAULT_RESIZE, load_image
 from . import distributed
 from .augment import augment_batch, build_augmenter
-from ..core.images import DEFAULT_RESIZE, load_image
 from .model import ImageClassifier, load_classifier, new_classifier, predict_paths, save_classifier
 
 
