@@ -16,6 +16,7 @@ Prints one JSON object.
 """
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -92,7 +93,9 @@ def elpv_per_mode(images: int, modes: tuple[str, ...], work: Path) -> dict[str, 
 
     run = RunFolder.open(work / "run")
     data = samples.materialize("elpv", work / "elpv")
-    acquire(DataConfig(data_dir=str(data), labels_review=str(work / "no_review.csv"), max_per_class=images // 2), run)
+    cfg = DataConfig(data_dir=str(data), labels_review=str(work / "no_review.csv"), max_per_class=images // 2)
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON report only
+        acquire(cfg, run)
     manifest = run.read_manifest()
     y = (manifest.label == "defective").to_numpy().astype(int)
     train, val = (manifest.split == "train").to_numpy(), (manifest.split == "val").to_numpy()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package }}.core.pipeline import NOTEBOOKS
+from {{ cookiecutter.package }}.core.run_folder import FIGURES, RunFolder
 
 pytestmark = pytest.mark.notebooks
 PACKAGE = "{{ cookiecutter.package }}"
@@ -99,17 +100,9 @@ def test_each_notebook_recorded_its_results(smoke_run):
         "train", 0
     ) + results["01_acquire_data"]["split_counts"].get("val", 0)
     assert (out / "docs" / "data_report.md").is_file() and (out / "label_errors.csv").is_file()
-    for figure in (
-        "class_counts",
-        "sample_grid",
-        "duplicate_groups",
-        "label_errors",
-        "validation_curve",
-        "training_curves",
-        "roc_curve",
-        "confusion_matrix",
-    ):
-        assert (out / "figures" / f"{figure}.png").stat().st_size > 1000
+    run = RunFolder(out)
+    for figure in [name for names in FIGURES.values() for name in names]:
+        assert run.figure(figure).stat().st_size > 1000, figure
 
 
 def test_the_probe_chose_its_pooling_on_validation_and_metrics_record_it(smoke_run):

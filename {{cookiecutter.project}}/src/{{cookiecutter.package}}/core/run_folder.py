@@ -19,6 +19,14 @@ Results = TypeVar("Results")
 LINEAR_PROBE = "linear_probe"
 FINE_TUNED = "fine_tuned"
 
+# Every figure a run draws, by the notebook that draws it (figures/<name>.png).
+FIGURES = {
+    "02_explore_and_review": ("class_counts", "sample_grid", "image_sizes", "duplicate_groups", "label_errors"),
+    "01_linear_probe": ("validation_curve",),
+    "02_fine_tune": ("training_curves",),
+    "03_evaluate": ("roc_curve", "confusion_matrix"),
+}
+
 
 @dataclass(frozen=True)
 class RunFolder:
@@ -90,6 +98,10 @@ class RunFolder:
         return self.root / "figures"
 
     def figure(self, name: str) -> Path:
+        """One of the ``FIGURES``; any other name is a mistake, caught here rather than as a missing file later."""
+        known = [figure for names in FIGURES.values() for figure in names]
+        if name not in known:
+            raise ValueError(f"Unknown figure {name!r}: a run draws {', '.join(known)}.")
         return self.figures / f"{name}.png"
 
     @property
