@@ -40,6 +40,7 @@ COMMON = {
     "tests/test_deployment_without_torch.py",
     "tests/test_download.py",
     "tests/test_duplicates_splits.py",
+    "tests/test_evaluate.py",
     "tests/test_export_predict.py",
     "tests/test_features.py",
     "tests/test_gpu.py",
@@ -56,14 +57,14 @@ MODULES = set(
     """
     __init__.py __main__.py
     core/__init__.py core/cli.py core/config.py core/errors.py core/images.py core/onnx_io.py core/paths.py
-    core/pipeline.py core/plots.py core/run_folder.py
+    core/pipeline.py core/plots.py core/run_folder.py core/tracking.py
     acquisition/__init__.py acquisition/checks.py acquisition/download.py acquisition/duplicates.py
     acquisition/manifest.py acquisition/report.py acquisition/review.py acquisition/samples/__init__.py
     acquisition/sources.py acquisition/splits.py acquisition/steps.py
     modeling/__init__.py modeling/augment.py modeling/backbones.py modeling/distributed.py modeling/evaluate.py
     modeling/features.py modeling/model.py modeling/pooling.py modeling/probe.py modeling/steps.py modeling/train.py
-    deployment/__init__.py deployment/batch_score.py deployment/export.py deployment/predict.py deployment/serve.py
-    deployment/steps.py
+    deployment/__init__.py deployment/batch_score.py deployment/export.py deployment/predict.py deployment/registry.py
+    deployment/serve.py deployment/steps.py
     """.split()
 )
 

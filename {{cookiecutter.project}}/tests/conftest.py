@@ -1,10 +1,16 @@
-"""Tiny real images made on the fly: two classes a pretrained network tells apart easily."""
+"""Tiny real images made on the fly: two classes a pretrained network tells apart easily; a real MLflow server."""
 
+import os
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 from PIL import Image
 from torch import nn
 
@@ -16,6 +22,9 @@ from {{ cookiecutter.package }}.modeling.backbones import get_backbone
 from {{ cookiecutter.package }}.modeling.model import ImageClassifier
 
 TINY_RESOLUTION = 32
+
+# Tests track into a store of their own, never the project's mlruns.db; subprocesses inherit it.
+os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tempfile.mkdtemp(prefix='test-mlruns-')}/mlruns.db"
 
 
 def stripes(horizontal: bool, size: int, rng: np.random.Generator) -> Image.Image:
@@ -137,3 +146,30 @@ def exported_model(tmp_path_factory: pytest.TempPathFactory, tiny_classifier: Im
         "classifier": "logistic_regression",
     }
     return write_exported_model(tiny_classifier, tmp_path_factory.mktemp("model"), metadata)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real ``mlflow server`` on 127.0.0.1 (SQLite store, artifacts served by the server); yields its URL."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--backend-store-uri", f"sqlite:///{root / 'store.db'}", "--artifacts-destination", str(root / "art")]
+    log = (root / "server.log").open("w")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.5)
+        assert server.poll() is None, (root / "server.log").read_text()[-3000:]
+    else:
+        pytest.fail(f"mlflow server did not start: {(root / 'server.log').read_text()[-3000:]}")
+    yield url
+    server.terminate()
+    server.wait(timeout=30)

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -7,8 +8,9 @@ import pytest
 PACKAGE = "{{ cookiecutter.package }}"
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", PACKAGE, *args], capture_output=True, text=True, timeout=300)
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", PACKAGE, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_unknown_parameter_lists_the_valid_ones(tiny_images, tmp_path):
@@ -73,3 +75,11 @@ def test_a_stage_without_its_inputs_names_the_step_to_run_first(tmp_path):
     result = run_cli("probe", "--run-dir", str(tmp_path))
     assert result.returncode == 1
     assert result.stderr.strip().endswith("run 01_acquire_data first with the same RUN_DIR.")
+
+
+def test_an_unreachable_tracking_server_stops_the_pipeline_before_any_notebook(tiny_images, tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}  # nothing listens there
+    result = run_cli("pipeline", "--data-dir", str(tiny_images), "--out", str(tmp_path), env=env)
+    assert result.returncode == 1
+    assert "The MLflow tracking server http://127.0.0.1:9 (MLFLOW_TRACKING_URI) does not answer" in result.stderr
+    assert not (tmp_path / "notebooks").exists()

@@ -2,14 +2,18 @@
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from {{ cookiecutter.package }}.core.pipeline import NOTEBOOKS
 from {{ cookiecutter.package }}.core.run_folder import FIGURES, RunFolder
+from {{ cookiecutter.package }}.deployment.serve import running_service
 
 pytestmark = pytest.mark.notebooks
 PACKAGE = "{{ cookiecutter.package }}"
@@ -20,7 +24,8 @@ def digest(folder):
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tiny_images, tmp_path_factory):
+def smoke_run(tiny_images, tmp_path_factory, mlflow_server):
+    """The smoke pipeline, tracked on a real MLflow server."""
     out = tmp_path_factory.mktemp("run")
     before = digest(tiny_images)
     command = [
@@ -41,7 +46,8 @@ def smoke_run(tiny_images, tmp_path_factory):
         "RESIZE",
         "crop",  # not the default, so the tests below see it travel (the tiny images are square: same pixels)
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert digest(tiny_images) == before, "the pipeline changed the source images"
     return out, result.stdout
@@ -141,3 +147,77 @@ def test_executed_notebooks_pass_nbval(smoke_run):
     command = [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", str(out / "notebooks")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=out)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_the_run_is_tracked_on_the_mlflow_server(smoke_run, mlflow_server):
+    from mlflow import MlflowClient
+
+    out, _ = smoke_run
+    client = MlflowClient(mlflow_server, mlflow_server)
+    experiment = client.get_experiment_by_name("{{ cookiecutter.project_name }}").experiment_id
+    (parent,) = client.search_runs([experiment], f"tags.run_dir = '{out}'")  # the pipeline's one MLflow run
+    assert parent.info.status == "FINISHED" and parent.info.run_name == out.name
+    params, metrics = parent.data.params, json.loads((out / "metrics.json").read_text())
+    assert (params["RESIZE"], params["VAL_FRACTION"], params["MAX_PER_CLASS"]) == ("crop", "0.3", "12")
+    assert params["data_source"].startswith("folder ") and params["data_source"].endswith("tiny_images0")
+    assert params["manifest_sha256"] == hashlib.sha256((out / "manifest.csv").read_bytes()).hexdigest()
+    assert parent.data.metrics["test_accuracy"] == metrics["test_accuracy"]
+    assert parent.data.metrics["test_accuracy_ci_low"] == metrics["test_accuracy_ci"][0]
+    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    by_name = {child.info.run_name: child for child in children}
+    assert set(by_name) == {"linear_probe", "fine_tuned"}
+    epochs = client.get_metric_history(by_name["fine_tuned"].info.run_id, "val_accuracy")
+    assert [m.step for m in epochs] == [1], "one point per epoch, step = epoch (smoke: 1 epoch)"
+    assert by_name["fine_tuned"].data.params["FLIPS"] == "horizontal", "'auto' is logged as what it became"
+    curve = client.get_metric_history(by_name["linear_probe"].info.run_id, "curve_val_accuracy")
+    assert len(curve) == 8, "one point per C tried"
+    for name, child in by_name.items():
+        assert child.data.metrics["test_accuracy"] == metrics["candidates_on_test"][name]["test_accuracy"]
+    logged = {artifact.path for artifact in client.list_artifacts(parent.info.run_id)}
+    assert {"notebooks", "figures", "data", "reports", "model", "results", "metrics.json"} <= logged
+    registered = json.loads((out / "results" / "01_export.json").read_text())["registered"]
+    version = client.get_model_version_by_alias(registered["name"], "candidate")
+    assert version.version == str(registered["version"]) and version.run_id == parent.info.run_id
+
+
+def test_the_registered_candidate_is_served_from_the_registry(smoke_run, mlflow_server, tiny_images, monkeypatch):
+    out, _ = smoke_run
+    registered = json.loads((out / "results" / "01_export.json").read_text())["registered"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    with running_service(f"models:/{registered['name']}@candidate") as url:
+        health = requests.get(f"{url}/health", timeout=10).json()
+        with next(tiny_images.rglob("*.png")).open("rb") as image:
+            answer = requests.post(f"{url}/predict", files={"file": image}, timeout=30)
+    assert health["registered"]["version"] == registered["version"] and "candidate" in health["registered"]["aliases"]
+    assert answer.status_code == 200 and answer.json()["label"] in ("horizontal", "vertical")
+
+
+def test_promote_refuses_a_version_whose_classes_differ_unless_forced(smoke_run, mlflow_server, tmp_path):
+    from mlflow import MlflowClient
+
+    out, _ = smoke_run
+    registered = json.loads((out / "results" / "01_export.json").read_text())["registered"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
+
+    def promote(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", PACKAGE, "promote", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+    first = promote("--version", str(registered["version"]))
+    assert first.returncode == 0 and first.stdout.strip().endswith(f"version {registered['version']}"), first.stderr
+    other = tmp_path / "model"
+    shutil.copytree(out / "model", other)
+    metadata = json.loads((other / "model.json").read_text())
+    (other / "model.json").write_text(json.dumps({**metadata, "classes": ["cat", "dog"]}))
+    client = MlflowClient(mlflow_server, mlflow_server)
+    experiment = client.get_experiment_by_name("{{ cookiecutter.project_name }}").experiment_id
+    run = client.create_run(experiment, run_name="other classes")
+    client.log_artifacts(run.info.run_id, str(other), "model")
+    version = client.create_model_version(registered["name"], f"{run.info.artifact_uri}/model", run.info.run_id)
+    refused = promote("--version", version.version)
+    assert refused.returncode == 1
+    assert f"differs from the champion (version {registered['version']}) in classes" in refused.stderr
+    assert client.get_model_version_by_alias(registered["name"], "champion").version == str(registered["version"])
+    forced = promote("--version", version.version, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert client.get_model_version_by_alias(registered["name"], "champion").version == version.version

@@ -12,6 +12,7 @@ import pandas as pd
 from ..core.config import DataConfig, ReviewConfig
 from ..core.paths import resolve
 from ..core.run_folder import RunFolder
+from ..core.tracking import Tracker, file_digest, parameters
 from . import duplicates, review, samples, sources, splits
 from .manifest import MANIFEST_COLUMNS, check_rows, limit_per_class, read_csv, worker_count, write_csv
 from .report import write_data_report
@@ -108,6 +109,11 @@ def summarize(cfg: DataConfig, run: RunFolder, source: sources.Source, manifest:
         duplicate_rule=duplicates.describe(cfg.duplicate_distance, cfg.drop_duplicates),
     )
     run.save(results)
+    tracker = Tracker(run)
+    tracker.params({**parameters(cfg), "data_source": results.source, "manifest_sha256": file_digest(run.manifest)})
+    tracker.metrics({"n_files": results.n_files, "n_excluded": results.n_excluded})
+    tracker.metrics({f"n_{split}": count for split, count in results.split_counts.items()})
+    tracker.artifacts(run.manifest, "data")
     return results
 
 
@@ -161,6 +167,10 @@ def review_data(cfg: ReviewConfig, run: RunFolder, label_errors: pd.DataFrame | 
         report=str(report),
     )
     run.save(results)
+    tracker = Tracker(run)
+    tracker.params(parameters(cfg))
+    for path, folder in ((run.data_report, "reports"), (run.label_errors, "data"), (run.figures, "figures")):
+        tracker.artifacts(path, folder)
     return results
 
 

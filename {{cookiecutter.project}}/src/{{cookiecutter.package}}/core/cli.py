@@ -2,7 +2,8 @@
 
 ``pipeline`` runs every notebook; one command per stage (``acquire``, ``review``, ``probe``, ``train``,
 ``evaluate``, ``export``) calls the same step functions the notebooks call, on a run folder; ``score`` and
-``serve`` use an exported model and never load torch.
+``serve`` use an exported model (a folder or a registered version) and never load torch; ``promote`` moves
+the registry's ``champion`` alias.
 """
 
 import argparse
@@ -10,7 +11,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, TrackingError
 from .pipeline import PROFILES
 
 # command: (help, config class name in core.config or None, "module:function" of the whole step)
@@ -68,14 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
             _parameters(stage, "EPOCHS 5" if name == "train" else "SEED 1")
 
     score = commands.add_parser("score", help="score images with an exported model into a CSV")
-    score.add_argument("--model", required=True, type=Path, help="exported model folder (<run>/model)")
+    score.add_argument("--model", required=True, help="exported model folder (<run>/model), or models:/<name>@<alias>")
     score.add_argument("--input", required=True, type=Path, help="folder of images, or CSV with a 'path' column")
     score.add_argument("--output", required=True, type=Path, help="CSV file to write")
 
     serve = commands.add_parser("serve", help="start the REST service for an exported model")
-    serve.add_argument("--model", required=True, type=Path, help="exported model folder (<run>/model)")
+    serve.add_argument("--model", required=True, help="exported model folder (<run>/model), or models:/<name>@<alias>")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", default=8000, type=int)
+
+    promote = commands.add_parser("promote", help="move the registry alias 'champion' to a version")
+    promote.add_argument("--version", required=True, type=int, help="registered version to promote")
+    promote.add_argument("--force", action="store_true", help="even if its classes or input differ from the champion's")
     return parser
 
 
@@ -88,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:  # a parameter's value: a usage error, like argparse's
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (DataError, ValueError, FileNotFoundError, RuntimeError) as error:
+    except (DataError, TrackingError, ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
@@ -135,4 +140,11 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"pipeline": _pipeline, "score": _score, "serve": _serve}
+def _promote(args: argparse.Namespace) -> int:
+    from ..deployment.registry import promote
+
+    print(promote(args.version, args.force))
+    return 0
+
+
+COMMANDS = {"pipeline": _pipeline, "score": _score, "serve": _serve, "promote": _promote}

@@ -7,3 +7,7 @@ class ConfigError(ValueError):
 
 class DataError(ValueError):
     """The images given cannot make a dataset; the message says how to fix it."""
+
+
+class TrackingError(RuntimeError):
+    """The tracking store or server cannot be used; the message names its URI and the fix."""

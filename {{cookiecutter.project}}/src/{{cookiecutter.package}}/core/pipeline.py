@@ -10,6 +10,7 @@ from pathlib import Path
 from .config import check_parameters
 from .errors import ConfigError
 from .paths import project_root, resolve
+from .tracking import Tracker, check_reachable
 
 NOTEBOOKS = (
     "01_data_acquisition_and_understanding/01_acquire_data.ipynb",
@@ -125,6 +126,7 @@ def run_pipeline(
         {**(overrides or {}), "RUN_DIR": run.root, **({"DATA_DIR": data_dir} if data_dir else {})}, declared
     )
     check_parameters(overrides or {})
+    check_reachable()  # an unreachable tracking server stops the run before any training
     values["RUN_DIR"] = str(run.root)
     if data_dir:
         values["DATA_DIR"] = str(resolve(data_dir))
@@ -152,8 +154,19 @@ def run_pipeline(
                 f"The executed notebook, with the traceback, is {executed}"
             ) from None
         log(f"      done in {time.monotonic() - started:.1f} s", flush=True)
+    tracker = Tracker(run)
+    for folder in (run.notebooks, run.results_file("any").parent):
+        tracker.artifacts(folder, folder.name)
+    tracker.finish()
+    log(f"tracked as MLflow run {tracker.run_id} in {tracker.uri}", flush=True)
     return json.loads(run.metrics.read_text())
 
 
 def headline(metrics: dict) -> str:
-    return "  ".join(f"{k}={metrics[k]:.4f}" for k in HEADLINE if k in metrics)
+    """The headline numbers, each with its 95% bootstrap interval where the evaluation drew one."""
+
+    def shown(key: str) -> str:
+        low_high = metrics.get(f"{key}_ci")
+        return f"{metrics[key]:.4f}" + (f" [{low_high[0]:.4f}, {low_high[1]:.4f}]" if low_high else "")
+
+    return "  ".join(f"{k}={shown(k)}" for k in HEADLINE if k in metrics)

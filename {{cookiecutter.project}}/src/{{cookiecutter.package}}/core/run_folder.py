@@ -114,6 +114,11 @@ class RunFolder:
         """Scratch files of a step (e.g. the featurizer's ONNX file)."""
         return self.root
 
+    @property
+    def tracking(self) -> Path:
+        """Which MLflow run this run folder logs into (``core.tracking``)."""
+        return self.root / "tracking.json"
+
     def results_file(self, step: str) -> Path:
         return self.root / "results" / f"{step}.json"
 

@@ -23,8 +23,15 @@ def input_paths(source: Path) -> list[str]:
     )
 
 
-def score(model_dir: Path, source: Path, output: Path, batch_size: int = 32) -> Path:
-    """Write one CSV row per image: path, predicted label, probability of each class."""
+def score(model_dir: str | Path, source: Path, output: Path, batch_size: int = 32) -> Path:
+    """Write one CSV row per image: path, predicted label, probability of each class.
+
+    ``model_dir`` is an exported model folder or a registered version (``models:/<name>@<alias>``)."""
+    from .registry import fetch, is_registry_uri
+
+    if is_registry_uri(model_dir):
+        model_dir, registered = fetch(str(model_dir))
+        print(f"scoring with {registered['uri']}: version {registered['version']} {registered['aliases']}")
     model = load_model(model_dir)
     paths = input_paths(source)
     if not paths:

@@ -35,6 +35,14 @@ def max_difference(model, out_dir: Path, images: np.ndarray) -> float:
     return float(np.abs(expected - actual).max())
 
 
+def _with_interval(metrics: dict, key: str) -> str:
+    text = f"{metrics.get(key, float('nan')):.4f}"
+    if metrics.get(f"{key}_ci"):
+        low, high = metrics[f"{key}_ci"]
+        text += f" (95% bootstrap interval {low:.4f} to {high:.4f}, {metrics.get('n_test')} test images)"
+    return text
+
+
 def write_model_card(out_dir: Path, metadata: dict, metrics: dict) -> Path:
     """A short model card: what the model is, what it was trained on, how well it does."""
     classes = ", ".join(metadata["classes"])
@@ -57,8 +65,8 @@ def write_model_card(out_dir: Path, metadata: dict, metrics: dict) -> Path:
         f"- Images: {metrics.get('n_train')} train, {metrics.get('n_val')} validation, {metrics.get('n_test')} test.",
         "",
         "## Evaluation (test split, used once)",
-        f"- Accuracy: {metrics.get('test_accuracy', float('nan')):.4f}",
-        f"- AUC: {metrics.get('test_auc', float('nan')):.4f}",
+        f"- Accuracy: {_with_interval(metrics, 'test_accuracy')}",
+        f"- AUC: {_with_interval(metrics, 'test_auc')}",
         f"- Validation accuracy (used to choose the model): {metrics.get('val_accuracy', float('nan')):.4f}",
         "",
         "## Limits",

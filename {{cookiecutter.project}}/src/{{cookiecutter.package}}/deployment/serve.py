@@ -16,7 +16,8 @@ from PIL import UnidentifiedImageError
 from .predict import load_model, predict_image
 
 
-def create_app(model_dir: str | Path) -> FastAPI:
+def create_app(model_dir: str | Path, registered: dict[str, object] | None = None) -> FastAPI:
+    """The service for an exported model folder; ``registered`` says which registry version it is, if any."""
     model = load_model(model_dir)
     app = FastAPI(title="Image classifier", version=str(model.metadata.get("version", "0.1.0")))
 
@@ -28,6 +29,7 @@ def create_app(model_dir: str | Path) -> FastAPI:
             "backbone": model.metadata.get("backbone"),
             "resolution": model.resolution,
             "resize": model.resize,  # how every image is made square before the model sees it
+            "registered": registered or {},  # name, version and aliases when served from the registry
         }
 
     @app.post("/predict")
@@ -41,10 +43,17 @@ def create_app(model_dir: str | Path) -> FastAPI:
     return app
 
 
-def run(model_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+def run(model: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve an exported model folder, or a registered version (``models:/<name>@<alias>``)."""
     import uvicorn
 
-    uvicorn.run(create_app(model_dir), host=host, port=port, log_level="info")
+    from .registry import fetch, is_registry_uri
+
+    registered = {}
+    if is_registry_uri(model):
+        model, registered = fetch(str(model))
+        print(f"serving {registered['uri']}: version {registered['version']} {registered['aliases']}", flush=True)
+    uvicorn.run(create_app(model, registered), host=host, port=port, log_level="info")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -54,7 +63,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def running_service(model_dir: Path, port: int | None = None, timeout: float = 60.0) -> Iterator[str]:
+def running_service(model_dir: str | Path, port: int | None = None, timeout: float = 60.0) -> Iterator[str]:
     """Start ``python -m <package> serve`` on 127.0.0.1, yield its URL, stop it on exit."""
     port = port or free_port()
     command = [

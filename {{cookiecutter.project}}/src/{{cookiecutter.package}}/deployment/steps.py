@@ -16,8 +16,10 @@ from ..core.config import DeployConfig
 from ..core.images import load_batch
 from ..core.paths import resolve
 from ..core.run_folder import RunFolder
+from ..core.tracking import Tracker, parameters
 from .batch_score import score
 from .export import max_difference, write_exported_model, write_model_card
+from .registry import register
 
 ONNX_TOLERANCE = 1e-3  # largest probability gap allowed between ONNX Runtime and PyTorch
 
@@ -28,6 +30,7 @@ class ExportResults:
     model_dir: str
     onnx_gap: float
     files: list[str]
+    registered: dict  # name, version and alias in the model registry
 
 
 @dataclass
@@ -78,7 +81,13 @@ def export_model(cfg: DeployConfig, run: RunFolder) -> ExportResults:
         raise RuntimeError(f"ONNX Runtime and PyTorch disagree by {gap} on test images: the export is wrong.")
     write_model_card(model_dir, metadata, metrics)
     print(f"largest probability gap ONNX Runtime vs PyTorch: {gap:.2e}")
-    results = ExportResults(str(model_dir), gap, sorted(p.name for p in model_dir.iterdir()))
+    tracker = Tracker(run)
+    tracker.params(parameters(cfg))
+    for path, folder in ((run.figures, "figures"), (run.data_report.parent, "reports")):
+        tracker.artifacts(path, folder)
+    registered = register(tracker, model_dir)
+    print(f"registered models:/{registered['name']} version {registered['version']} as {registered['alias']!r}")
+    results = ExportResults(str(model_dir), gap, sorted(p.name for p in model_dir.iterdir()), registered)
     run.save(results)
     return results
 

@@ -1,4 +1,4 @@
-"""Metrics on one split: accuracy, AUC, per-class precision/recall, confusion matrix."""
+"""Metrics on one split: accuracy, AUC, per-class precision/recall, confusion matrix, and their uncertainty."""
 
 import json
 from pathlib import Path
@@ -31,6 +31,50 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[
             for name, p, r, f, s in zip(classes, precision, recall, f1, support)
         },
     }
+
+
+def bootstrap_intervals(
+    y_true: np.ndarray, probs: np.ndarray, classes: list[str], resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, object]:
+    """Percentile bootstrap intervals for accuracy, AUC and each class's precision and recall.
+
+    Stratified: each resample draws every class's images with replacement, keeping the class counts of the
+    split, so a rare class is never missing from a resample. Seeded, so a run reports the same interval twice.
+    """
+    rng = np.random.default_rng(seed)
+    by_class = [np.flatnonzero(y_true == c) for c in range(len(classes))]
+    by_class = [rows for rows in by_class if len(rows)]
+    labels = list(range(len(classes)))
+    accuracy, auc_values, precision, recall = [], [], [], []
+    for _ in range(resamples):
+        rows = np.concatenate([rng.choice(members, size=len(members)) for members in by_class])
+        truth, scores = y_true[rows], probs[rows]
+        predicted = scores.argmax(axis=1)
+        accuracy.append(float((predicted == truth).mean()))
+        auc_values.append(auc(truth, scores))
+        p, r, _, _ = precision_recall_fscore_support(truth, predicted, labels=labels, zero_division=0)
+        precision.append(p)
+        recall.append(r)
+    tails = [50 * (1 - level), 50 * (1 + level)]
+
+    def interval(values) -> list[float]:
+        return [float(v) for v in np.nanpercentile(np.asarray(values, dtype=float), tails, axis=0)]
+
+    precision_ci, recall_ci = (np.nanpercentile(np.asarray(v), tails, axis=0) for v in (precision, recall))
+    return {
+        "accuracy": interval(accuracy),
+        "auc": interval(auc_values),
+        "per_class": {
+            name: {"precision_ci": precision_ci[:, i].tolist(), "recall_ci": recall_ci[:, i].tolist()}
+            for i, name in enumerate(classes)
+        },
+        "resamples": resamples,
+        "level": level,
+    }
+
+
+def with_interval(value: float, interval: list[float]) -> str:
+    return f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
 
 
 def candidates(models_dir: Path) -> list[dict]:

@@ -14,9 +14,10 @@ import torch
 from ..core.config import FineTuneConfig, ProbeConfig
 from ..core.paths import resolve
 from ..core.run_folder import FINE_TUNED, LINEAR_PROBE, RunFolder
+from ..core.tracking import Tracker, parameters
 from . import distributed, features, pooling, probe, train
 from .backbones import BACKBONES
-from .evaluate import candidates, classification_metrics
+from .evaluate import bootstrap_intervals, candidates, classification_metrics, with_interval
 from .model import ImageClassifier, load_classifier, predict_paths, save_classifier
 
 FOLD_TOLERANCE = 1e-4  # largest probability gap allowed between the folded head and scikit-learn
@@ -51,6 +52,8 @@ class Metrics:
     STEP = "03_evaluate"
     test_accuracy: float
     test_auc: float
+    test_accuracy_ci: list[float]  # 95% stratified bootstrap interval
+    test_auc_ci: list[float]
     val_accuracy: float
     n_train: int
     n_val: int
@@ -64,9 +67,10 @@ class Metrics:
     candidates: dict[str, float]  # name -> validation accuracy
     candidates_on_test: dict[str, dict[str, float]]
     probe_pooling: dict[str, object]
-    per_class: dict[str, dict[str, float]]
+    per_class: dict[str, dict[str, object]]  # precision, recall (each with its interval), f1, support
     confusion_matrix: list[list[int]]
     run_dir: str
+    bootstrap: dict[str, object]  # how the intervals were drawn: resamples, level
 
 
 @dataclass
@@ -162,7 +166,20 @@ def fold_probe(cfg: ProbeConfig, run: RunFolder, fit: ProbeFit, chosen: str) -> 
     print(f"largest gap between folded head and scikit-learn: {gap:.2e}")
     results = ProbeResults(chosen, fit.summary(), result.best_c, result.val_accuracy, gap, result.curve)
     run.save(results)
+    _track_probe(cfg, run, results)
     return results
+
+
+def _track_probe(cfg: ProbeConfig, run: RunFolder, results: ProbeResults) -> None:
+    """A nested run: the probe's parameters, its choice, and its validation curve (step = position in C_GRID)."""
+    tracker = Tracker(run)
+    child = tracker.child(LINEAR_PROBE)
+    tracker.params({**parameters(cfg), "chosen_pooling": results.pooling, "chosen_C": results.best_c}, child)
+    tracker.metrics({"val_accuracy": results.val_accuracy}, run_id=child)
+    for step, row in enumerate(results.curve):
+        curve = {f"curve_{k}": v for k, v in row.items() if k != "C"}
+        tracker.metrics({**curve, "curve_C": row["C"]}, step=step, run_id=child)
+    tracker.artifacts(run.figure("validation_curve"), "figures", child)
 
 
 def train_probe(cfg: ProbeConfig, run: RunFolder) -> ProbeResults:
@@ -194,7 +211,19 @@ def add_test_time_augmentation(cfg: FineTuneConfig, run: RunFolder, history: tra
     print(f"validation accuracy {before:.4f} -> {after:.4f} with {cfg.flips!r} views")
     results = FineTuneResults(history.best_epoch, after, before, cfg.flips, cfg.augment_strength, history.rows)
     run.save(results)
+    _track_fine_tuning(cfg, run, results)
     return results
+
+
+def _track_fine_tuning(cfg: FineTuneConfig, run: RunFolder, results: FineTuneResults) -> None:
+    """A nested run: the settings (with 'auto' made concrete), and loss and accuracy per epoch (step = epoch)."""
+    tracker = Tracker(run)
+    child = tracker.child(FINE_TUNED)
+    tracker.params(parameters(cfg), child)
+    for row in results.epochs:
+        tracker.metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]), run_id=child)
+    final = {"val_accuracy_final": results.val_accuracy, "val_accuracy_without_tta": results.val_accuracy_without_tta}
+    tracker.metrics({**final, "best_epoch": results.best_epoch}, run_id=child)
 
 
 def train_fine_tuned(cfg: FineTuneConfig, run: RunFolder) -> FineTuneResults | None:
@@ -216,8 +245,14 @@ def choose_and_evaluate(run: RunFolder) -> Evaluation:
     y_test = test.label.map({name: i for i, name in enumerate(classes)}).to_numpy()
     probs = predict_paths(model, list(test.path), config["resolution"], config["resize"])
     scores = classification_metrics(y_test, probs, classes)
+    intervals = bootstrap_intervals(y_test, probs, classes)
+    for name, bounds in intervals["per_class"].items():
+        scores["per_class"][name].update(bounds)
     print(f"chosen: {chosen['name']} (validation accuracy {chosen['val_accuracy']:.4f})")
-    print(f"test accuracy {scores['accuracy']:.4f}, test AUC {scores['auc']:.4f}")
+    print(
+        f"test accuracy {with_interval(scores['accuracy'], intervals['accuracy'])}, "
+        f"test AUC {with_interval(scores['auc'], intervals['auc'])} (95% bootstrap intervals, {len(test)} images)"
+    )
     on_test = {chosen["name"]: _summary(chosen, scores)}
     for other in ranked[1:]:
         other_model, other_config = load_classifier(resolve(other["dir"]))
@@ -227,6 +262,8 @@ def choose_and_evaluate(run: RunFolder) -> Evaluation:
     metrics = Metrics(
         test_accuracy=scores["accuracy"],
         test_auc=scores["auc"],
+        test_accuracy_ci=intervals["accuracy"],
+        test_auc_ci=intervals["auc"],
         val_accuracy=chosen["val_accuracy"],
         n_train=int((manifest.split == "train").sum()),
         n_val=int((manifest.split == "val").sum()),
@@ -243,10 +280,28 @@ def choose_and_evaluate(run: RunFolder) -> Evaluation:
         per_class=scores["per_class"],
         confusion_matrix=scores["confusion_matrix"],
         run_dir=str(run.root),
+        bootstrap={"resamples": intervals["resamples"], "level": intervals["level"], "stratified": True, "seed": 0},
     )
     run.save(metrics)
     run.metrics.write_text(json.dumps(asdict(metrics), indent=2))
+    _track_evaluation(run, metrics, chosen["name"])
     return Evaluation(metrics, ranked, y_test, probs)
+
+
+def _track_evaluation(run: RunFolder, metrics: Metrics, chosen: str) -> None:
+    """The chosen model's scores on the run; each candidate's own validation and test scores on its nested run."""
+    tracker = Tracker(run)
+    tracker.metrics({k: getattr(metrics, k) for k in ("test_accuracy", "test_auc", "val_accuracy")})
+    for key in ("test_accuracy", "test_auc"):
+        low, high = getattr(metrics, f"{key}_ci")
+        tracker.metrics({f"{key}_ci_low": low, f"{key}_ci_high": high})
+    tracker.tags({"chosen_model": chosen, "backbone": metrics.backbone})
+    for name, scores in metrics.candidates_on_test.items():
+        child = tracker.child_of(name)
+        if child:
+            tracker.metrics({k: v for k, v in scores.items() if k.startswith("test_")}, run_id=child)
+            tracker.tags({"chosen": name == chosen}, run_id=child)
+    tracker.artifacts(run.metrics)
 
 
 def _summary(candidate: dict, scores: dict) -> dict[str, float]:

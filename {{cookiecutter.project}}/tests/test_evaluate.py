@@ -1,0 +1,49 @@
+"""Uncertainty of the test metrics: stratified, seeded bootstrap intervals."""
+
+import numpy as np
+
+from {{ cookiecutter.package }}.modeling.evaluate import bootstrap_intervals, classification_metrics
+
+CLASSES = ["defective", "functional"]
+
+
+def predictions(n: int, accuracy: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two balanced classes, exactly ``accuracy`` of them right, with noisy probabilities."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat([0, 1], n // 2)
+    right = rng.permutation(n) < round(accuracy * n)
+    predicted = np.where(right, y, 1 - y)
+    confidence = rng.uniform(0.55, 1.0, n)
+    probs = np.where(predicted == 1, confidence, 1 - confidence)
+    return y, np.stack([1 - probs, probs], axis=1)
+
+
+def test_the_interval_holds_the_estimate_and_narrows_with_more_images():
+    widths = []
+    for n in (200, 2000):
+        y, probs = predictions(n, 0.85)
+        point = classification_metrics(y, probs, CLASSES)
+        intervals = bootstrap_intervals(y, probs, CLASSES, resamples=500)
+        low, high = intervals["accuracy"]
+        assert low < point["accuracy"] < high
+        assert intervals["auc"][0] < point["auc"] < intervals["auc"][1]
+        for name in CLASSES:
+            for key in ("precision", "recall"):
+                low_c, high_c = intervals["per_class"][name][f"{key}_ci"]
+                assert low_c <= point["per_class"][name][key] <= high_c, (name, key)
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2, widths  # ~sqrt(10) narrower with ten times the images
+
+
+def test_a_seeded_bootstrap_repeats_and_another_seed_differs():
+    y, probs = predictions(300, 0.8)
+    first = bootstrap_intervals(y, probs, CLASSES, resamples=200, seed=0)
+    assert first == bootstrap_intervals(y, probs, CLASSES, resamples=200, seed=0)
+    assert first != bootstrap_intervals(y, probs, CLASSES, resamples=200, seed=1)
+
+
+def test_every_resample_keeps_the_class_counts_so_a_rare_class_is_never_missing():
+    y = np.array([0] * 97 + [1] * 3)
+    probs = np.stack([np.linspace(0.9, 0.6, 100), np.linspace(0.1, 0.4, 100)], axis=1)
+    intervals = bootstrap_intervals(y, probs, CLASSES, resamples=300)
+    assert not np.isnan(intervals["auc"]).any(), "each resample holds both classes, so AUC is always defined"
