@@ -61,7 +61,8 @@ MODULES = set(
     acquisition/__init__.py acquisition/checks.py acquisition/download.py acquisition/duplicates.py
     acquisition/manifest.py acquisition/report.py acquisition/review.py acquisition/samples/__init__.py
     acquisition/sources.py acquisition/splits.py acquisition/steps.py
-    modeling/__init__.py modeling/augment.py modeling/backbones.py modeling/distributed.py modeling/evaluate.py
+    modeling/__init__.py modeling/augment.py modeling/backbones.py modeling/calibration.py modeling/distributed.py
+    modeling/evaluate.py
     modeling/features.py modeling/model.py modeling/pooling.py modeling/probe.py modeling/steps.py modeling/train.py
     deployment/__init__.py deployment/batch_score.py deployment/export.py deployment/predict.py deployment/registry.py
     deployment/serve.py deployment/steps.py

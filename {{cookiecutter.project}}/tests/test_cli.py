@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 PACKAGE = "{{ cookiecutter.package }}"
@@ -83,3 +84,52 @@ def test_an_unreachable_tracking_server_stops_the_pipeline_before_any_notebook(t
     assert result.returncode == 1
     assert "The MLflow tracking server http://127.0.0.1:9 (MLFLOW_TRACKING_URI) does not answer" in result.stderr
     assert not (tmp_path / "notebooks").exists()
+
+
+@pytest.fixture(scope="module")
+def acquired(tiny_images, tmp_path_factory):
+    run = tmp_path_factory.mktemp("sweep-run")
+    result = run_cli("acquire", "--run-dir", str(run), "-p", "DATA_DIR", str(tiny_images), "-p", "VAL_FRACTION", "0.3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run
+
+
+@pytest.mark.slow
+def test_a_two_by_two_sweep_compares_four_trials_and_chooses_on_validation(acquired):
+    from mlflow import MlflowClient
+
+    grid = ["-g", "RESOLUTION", "64,96", "-g", "POOLING", "average,bilinear"]
+    result = run_cli("sweep", "--run-dir", str(acquired), *grid, "-p", "BATCH_SIZE", "8", "--parallel", "2")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    folder = acquired / "sweeps" / "sweep"
+    table = pd.read_csv(folder / "trials.csv")
+    assert len(table) == 4 and set(zip(table.RESOLUTION, table.POOLING)) == {
+        (r, p) for r in (64, 96) for p in ("average", "bilinear")
+    }
+    assert (folder / "parameters.png").stat().st_size > 1000
+    summary = json.loads((folder / "sweep.json").read_text())
+    assert summary["best_trial"] == int(table.val_accuracy.idxmax()), "chosen on validation"
+    metrics = json.loads((acquired / "metrics.json").read_text())
+    assert metrics["candidates"]["linear_probe_sweep"] == table.val_accuracy.max()
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    parent = json.loads((acquired / "tracking.json").read_text())["run_id"]
+    experiment = client.get_run(parent).info.experiment_id
+    trials = client.search_runs([experiment], f"tags.sweep = 'sweep' and tags.mlflow.parentRunId = '{parent}'")
+    assert sorted(t.info.run_name for t in trials) == [f"sweep-trial-{i}" for i in range(4)]
+
+
+@pytest.mark.slow
+def test_an_optuna_search_keeps_its_study_in_a_database(acquired):
+    import optuna
+
+    grid = ["-g", "RESOLUTION", "64,80,96", "-g", "POOLING", "average"]
+    result = run_cli("sweep", "--run-dir", str(acquired), *grid, "--search", "tpe", "--trials", "3", "--name", "tpe")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert len(pd.read_csv(acquired / "sweeps" / "tpe" / "trials.csv")) == 3
+    study = optuna.load_study(study_name="tpe", storage=f"sqlite:///{acquired / 'sweeps' / 'optuna.db'}")
+    assert len(study.trials) == 3 and study.best_value == max(t.value for t in study.trials)
+
+
+def test_a_sweep_over_parameters_of_two_stages_is_refused(acquired):
+    result = run_cli("sweep", "--run-dir", str(acquired), "-g", "RESOLUTION", "64", "-g", "EPOCHS", "1,2")
+    assert result.returncode == 2 and "fit no stage" in result.stderr

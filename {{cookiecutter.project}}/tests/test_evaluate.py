@@ -1,7 +1,16 @@
-"""Uncertainty of the test metrics: stratified, seeded bootstrap intervals."""
+"""Evaluation a person can trust: bootstrap intervals for the test metrics, and calibrated probabilities."""
 
 import numpy as np
+import torch
+from torch import nn
 
+from {{ cookiecutter.package }}.modeling.calibration import (
+    Calibrated,
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    log_loss,
+)
 from {{ cookiecutter.package }}.modeling.evaluate import bootstrap_intervals, classification_metrics
 
 CLASSES = ["defective", "functional"]
@@ -47,3 +56,40 @@ def test_every_resample_keeps_the_class_counts_so_a_rare_class_is_never_missing(
     probs = np.stack([np.linspace(0.9, 0.6, 100), np.linspace(0.1, 0.4, 100)], axis=1)
     intervals = bootstrap_intervals(y, probs, CLASSES, resamples=300)
     assert not np.isnan(intervals["auc"]).any(), "each resample holds both classes, so AUC is always defined"
+
+
+def overconfident(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated probabilities (right as often as they claim), then sharpened: far surer than it is right."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    confidence = rng.uniform(0.5, 1.0, n)
+    predicted = np.where(rng.random(n) < confidence, y, 1 - y)
+    p1 = np.where(predicted == 1, confidence, 1 - confidence)
+    sharp = np.stack([1 - p1, p1], axis=1) ** 4
+    return y, sharp / sharp.sum(axis=1, keepdims=True)
+
+
+def test_temperature_scaling_makes_an_overconfident_model_honest_without_changing_a_prediction():
+    y, probs = overconfident()
+    temperature = fit_temperature(y, probs)
+    calibrated = apply_temperature(probs, temperature)
+    assert temperature > 1, "an overconfident model is softened"
+    assert log_loss(y, calibrated) < log_loss(y, probs)
+    assert expected_calibration_error(y, calibrated) < expected_calibration_error(y, probs) / 2
+    assert (calibrated.argmax(axis=1) == probs.argmax(axis=1)).all()
+
+
+def test_a_temperature_that_helps_nothing_is_one():
+    y = np.array([0, 1, 0, 1])
+    probs = np.array([[0.5, 0.5]] * 4)  # no temperature changes a coin flip
+    assert fit_temperature(y, probs) == 1.0
+
+
+def test_the_folded_temperature_gives_the_same_probabilities_as_numpy():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=1)).eval()
+    images = torch.randn(16, 4)
+    with torch.inference_mode():
+        folded = Calibrated(model, 2.5)(images).numpy()
+        expected = apply_temperature(model(images).numpy(), 2.5)
+    assert np.abs(folded - expected).max() < 1e-6

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import requests
 
@@ -221,3 +222,15 @@ def test_promote_refuses_a_version_whose_classes_differ_unless_forced(smoke_run,
     forced = promote("--version", version.version, "--force")
     assert forced.returncode == 0, forced.stderr
     assert client.get_model_version_by_alias(registered["name"], "champion").version == version.version
+
+
+def test_the_exported_model_serves_the_calibrated_probabilities(smoke_run):
+    out, _ = smoke_run
+    calibration = json.loads((out / "metrics.json").read_text())["calibration"]
+    assert calibration["val_log_loss_after"] <= calibration["val_log_loss_before"]
+    assert json.loads((out / "model" / "model.json").read_text())["temperature"] == calibration["temperature"]
+    evaluated = pd.read_csv(out / "test_predictions.csv").set_index("path")
+    scored = pd.read_csv(out / "scores.csv").set_index("path").loc[evaluated.index]
+    columns = [c for c in evaluated.columns if c.startswith("p_")]
+    assert len(columns) == 2
+    assert (scored[columns] - evaluated[columns]).abs().to_numpy().max() < 1e-4

@@ -78,6 +78,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", default=8000, type=int)
 
+    sweep = commands.add_parser("sweep", help="train the probe or the fine-tuning over a grid, choose on validation")
+    sweep.add_argument("--run-dir", required=True, help="run folder whose acquisition (manifest) the trials share")
+    sweep.add_argument(
+        "-g",
+        "--grid",
+        nargs=2,
+        action="append",
+        required=True,
+        metavar=("NAME", "VALUES"),
+        help="a parameter and its values, e.g. -g LEARNING_RATE 0.001,0.0003 -g FINE_TUNE_RESOLUTION 160,224",
+    )
+    _parameters(sweep, "EPOCHS 3 (the same in every trial)")
+    sweep.add_argument("--stage", default="auto", help="probe or train (auto: the one the parameters belong to)")
+    sweep.add_argument("--parallel", type=int, default=1, help="trials at once, each in its own process")
+    sweep.add_argument("--search", default="grid", help="grid (every combination), random or tpe (Optuna)")
+    sweep.add_argument("--trials", type=int, default=0, help="random/tpe: trials to draw (default: grid size)")
+    sweep.add_argument("--storage", default="", help="random/tpe: Optuna study database shared by machines")
+    sweep.add_argument("--name", default="sweep", help="sweep name: <run>/sweeps/<name>/, the Optuna study")
+
     promote = commands.add_parser("promote", help="move the registry alias 'champion' to a version")
     promote.add_argument("--version", required=True, type=int, help="registered version to promote")
     promote.add_argument("--force", action="store_true", help="even if its classes or input differ from the champion's")
@@ -140,6 +159,20 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from ..modeling.sweep import parse_values, sweep
+    from .pipeline import parse_value
+    from .run_folder import RunFolder
+
+    grid = {name: parse_values(values) for name, values in args.grid}
+    fixed = {name: parse_value(value) for name, value in args.parameter}
+    run = RunFolder.open(args.run_dir)
+    kwargs = {"stage": args.stage, "parallel": args.parallel, "search": args.search, "trials": args.trials}
+    results = sweep(run, grid, args.name, storage=args.storage, fixed=fixed, **kwargs)
+    print(f"{results.table}\n{results.plot}")
+    return 0
+
+
 def _promote(args: argparse.Namespace) -> int:
     from ..deployment.registry import promote
 
@@ -147,4 +180,4 @@ def _promote(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"pipeline": _pipeline, "score": _score, "serve": _serve, "promote": _promote}
+COMMANDS = {"pipeline": _pipeline, "score": _score, "serve": _serve, "sweep": _sweep, "promote": _promote}

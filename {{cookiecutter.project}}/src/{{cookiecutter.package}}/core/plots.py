@@ -142,3 +142,37 @@ def label_errors(errors: pd.DataFrame, count: int = 12, columns: int = 6, path: 
     items = [(r.path, f"{r.label}: p={r.label_probability:.3f}\nlooks {r.suggested_label}") for r in top.itertuples()]
     rows = [(f"#{i + 1}", items[i : i + columns]) for i in range(0, len(items), columns)]
     return thumbnail_rows(rows, columns, "Likely label errors (given label: its probability)", path)
+
+
+def reliability(y_true: np.ndarray, before: np.ndarray, after: np.ndarray, path: Path | None = None) -> plt.Figure:
+    """Reliability diagram: accuracy against confidence per bin, before and after temperature scaling."""
+    from ..modeling.calibration import expected_calibration_error
+    from ..modeling.calibration import reliability as bins
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+    for probs, name in ((before, "before"), (after, "after temperature scaling")):
+        rows = bins(y_true, probs)
+        ece = expected_calibration_error(y_true, probs)
+        label = f"{name} (ECE {ece:.3f})"
+        ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], marker="o", label=label)
+    ax.set(xlabel="confidence (highest probability)", ylabel="accuracy", title="Reliability on the test split")
+    ax.legend(loc="upper left")
+    return save(fig, path)
+
+
+def sweep(table: pd.DataFrame, parameters: list[str], path: Path | None = None) -> plt.Figure:
+    """Each swept parameter against the validation accuracy of every trial (the best ringed)."""
+    fig, axes = plt.subplots(1, len(parameters), figsize=(4 * len(parameters), 3.5), squeeze=False)
+    best = table.val_accuracy.idxmax()
+    for ax, name in zip(axes[0], parameters):
+        labels = table[name].astype(str)
+        order = list(dict.fromkeys(labels))
+        x = labels.map(order.index)
+        ax.scatter(x, table.val_accuracy)
+        ax.scatter([x[best]], [table.val_accuracy[best]], s=160, facecolors="none", edgecolors="red", label="best")
+        ax.set_xticks(range(len(order)), order)
+        ax.set(xlabel=name, ylabel="validation accuracy")
+    axes[0][0].legend()
+    fig.tight_layout()
+    return save(fig, path)

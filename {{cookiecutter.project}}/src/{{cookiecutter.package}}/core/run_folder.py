@@ -24,7 +24,7 @@ FIGURES = {
     "02_explore_and_review": ("class_counts", "sample_grid", "image_sizes", "duplicate_groups", "label_errors"),
     "01_linear_probe": ("validation_curve",),
     "02_fine_tune": ("training_curves",),
-    "03_evaluate": ("roc_curve", "confusion_matrix"),
+    "03_evaluate": ("roc_curve", "confusion_matrix", "reliability"),
 }
 
 
@@ -73,6 +73,11 @@ class RunFolder:
     def model(self, name: str) -> Path:
         """A trained candidate's folder (``LINEAR_PROBE``, ``FINE_TUNED``)."""
         return self.models / name
+
+    @property
+    def test_predictions(self) -> Path:
+        """The chosen model's calibrated probabilities for every test image (03_evaluate)."""
+        return self.root / "test_predictions.csv"
 
     @property
     def metrics(self) -> Path:

@@ -43,6 +43,13 @@ def _with_interval(metrics: dict, key: str) -> str:
     return text
 
 
+def _calibration(metrics: dict) -> str:
+    calibration = metrics.get("calibration", {})
+    if "test_ece_before" not in calibration:
+        return "not measured"
+    return f"{calibration['test_ece_before']:.3f} before, {calibration['test_ece_after']:.3f} after"
+
+
 def write_model_card(out_dir: Path, metadata: dict, metrics: dict) -> Path:
     """A short model card: what the model is, what it was trained on, how well it does."""
     classes = ", ".join(metadata["classes"])
@@ -68,6 +75,8 @@ def write_model_card(out_dir: Path, metadata: dict, metrics: dict) -> Path:
         f"- Accuracy: {_with_interval(metrics, 'test_accuracy')}",
         f"- AUC: {_with_interval(metrics, 'test_auc')}",
         f"- Validation accuracy (used to choose the model): {metrics.get('val_accuracy', float('nan')):.4f}",
+        f"- Probabilities calibrated by a temperature of {metadata.get('temperature', 1.0):.3f} fitted on validation "
+        f"(test expected calibration error {_calibration(metrics)}).",
         "",
         "## Limits",
         "- Trained on the images above only; check accuracy on data from your own setting before relying on it.",

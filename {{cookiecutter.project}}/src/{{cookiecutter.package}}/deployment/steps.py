@@ -59,16 +59,20 @@ def export_model(cfg: DeployConfig, run: RunFolder) -> ExportResults:
     """The chosen model as ONNX with its metadata and model card, checked against PyTorch on test images."""
     from ..acquisition.steps import AcquisitionResults
     from ..modeling.backbones import BACKBONES
+    from ..modeling.calibration import Calibrated
     from ..modeling.model import load_classifier
 
     metrics = _metrics(run)
     model, config = load_classifier(resolve(metrics["model_dir"]))
+    temperature = metrics.get("calibration", {}).get("temperature", 1.0)
+    model = Calibrated(model, temperature).eval()  # served probabilities are the calibrated ones
     essentials = ("backbone", "resolution", "resize", "classes", "classifier")
     metadata = {
         **{k: config[k] for k in essentials},
         "settings": {k: v for k, v in config.items() if k not in essentials},
         "project": PROJECT_NAME,
         "weights_note": BACKBONES[config["backbone"]].weights_note,
+        "temperature": temperature,
         "data_source": run.load(AcquisitionResults).source,
         "metrics": {k: metrics[k] for k in ("test_accuracy", "test_auc", "val_accuracy")},
     }

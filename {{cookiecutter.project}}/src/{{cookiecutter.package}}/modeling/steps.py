@@ -9,6 +9,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..core.config import FineTuneConfig, ProbeConfig
@@ -17,6 +18,7 @@ from ..core.run_folder import FINE_TUNED, LINEAR_PROBE, RunFolder
 from ..core.tracking import Tracker, parameters
 from . import distributed, features, pooling, probe, train
 from .backbones import BACKBONES
+from .calibration import apply_temperature, expected_calibration_error, fit_temperature, log_loss
 from .evaluate import bootstrap_intervals, candidates, classification_metrics, with_interval
 from .model import ImageClassifier, load_classifier, predict_paths, save_classifier
 
@@ -71,6 +73,7 @@ class Metrics:
     confusion_matrix: list[list[int]]
     run_dir: str
     bootstrap: dict[str, object]  # how the intervals were drawn: resamples, level
+    calibration: dict[str, float]  # the temperature (fitted on validation), log-loss and ECE before and after
 
 
 @dataclass
@@ -95,7 +98,8 @@ class Evaluation:
     metrics: Metrics
     ranked: list[dict]
     y_test: np.ndarray
-    probs: np.ndarray
+    probs: np.ndarray  # calibrated, as the exported model gives them
+    raw_probs: np.ndarray  # before temperature scaling
 
 
 def fit_probes(cfg: ProbeConfig, run: RunFolder) -> ProbeFit:
@@ -241,9 +245,16 @@ def choose_and_evaluate(run: RunFolder) -> Evaluation:
     model, config = load_classifier(resolve(chosen["dir"]))
     classes = config["classes"]
     manifest = run.read_manifest()
+    temperature, calibration = calibrate(model, config, manifest)
     test = manifest[manifest.split == "test"]
     y_test = test.label.map({name: i for i, name in enumerate(classes)}).to_numpy()
-    probs = predict_paths(model, list(test.path), config["resolution"], config["resize"])
+    raw_probs = predict_paths(model, list(test.path), config["resolution"], config["resize"])
+    probs = apply_temperature(raw_probs, temperature)
+    calibration["test_ece_before"] = expected_calibration_error(y_test, raw_probs)
+    calibration["test_ece_after"] = expected_calibration_error(y_test, probs)
+    pd.DataFrame({"path": test.path.to_numpy(), "label": test.label.to_numpy()}).assign(
+        **{f"p_{name}": probs[:, i] for i, name in enumerate(classes)}
+    ).to_csv(run.test_predictions, index=False)
     scores = classification_metrics(y_test, probs, classes)
     intervals = bootstrap_intervals(y_test, probs, classes)
     for name, bounds in intervals["per_class"].items():
@@ -281,11 +292,12 @@ def choose_and_evaluate(run: RunFolder) -> Evaluation:
         confusion_matrix=scores["confusion_matrix"],
         run_dir=str(run.root),
         bootstrap={"resamples": intervals["resamples"], "level": intervals["level"], "stratified": True, "seed": 0},
+        calibration=calibration,
     )
     run.save(metrics)
     run.metrics.write_text(json.dumps(asdict(metrics), indent=2))
     _track_evaluation(run, metrics, chosen["name"])
-    return Evaluation(metrics, ranked, y_test, probs)
+    return Evaluation(metrics, ranked, y_test, probs, raw_probs)
 
 
 def _track_evaluation(run: RunFolder, metrics: Metrics, chosen: str) -> None:
@@ -296,12 +308,31 @@ def _track_evaluation(run: RunFolder, metrics: Metrics, chosen: str) -> None:
         low, high = getattr(metrics, f"{key}_ci")
         tracker.metrics({f"{key}_ci_low": low, f"{key}_ci_high": high})
     tracker.tags({"chosen_model": chosen, "backbone": metrics.backbone})
+    tracker.metrics({f"calibration_{k}": v for k, v in metrics.calibration.items()})
     for name, scores in metrics.candidates_on_test.items():
         child = tracker.child_of(name)
         if child:
             tracker.metrics({k: v for k, v in scores.items() if k.startswith("test_")}, run_id=child)
             tracker.tags({"chosen": name == chosen}, run_id=child)
     tracker.artifacts(run.metrics)
+
+
+def calibrate(model, config: dict, manifest) -> tuple[float, dict[str, float]]:
+    """The chosen model's temperature, fitted on validation (never on test), and what it changed there."""
+    val = manifest[manifest.split == "val"]
+    y_val = val.label.map({name: i for i, name in enumerate(config["classes"])}).to_numpy()
+    val_probs = predict_paths(model, list(val.path), config["resolution"], config["resize"])
+    temperature = fit_temperature(y_val, val_probs)
+    calibrated = apply_temperature(val_probs, temperature)
+    before, after = log_loss(y_val, val_probs), log_loss(y_val, calibrated)
+    print(f"temperature {temperature:.3f}: validation log-loss {before:.4f} -> {after:.4f}")
+    return temperature, {
+        "temperature": temperature,
+        "val_log_loss_before": before,
+        "val_log_loss_after": after,
+        "val_ece_before": expected_calibration_error(y_val, val_probs),
+        "val_ece_after": expected_calibration_error(y_val, calibrated),
+    }
 
 
 def _summary(candidate: dict, scores: dict) -> dict[str, float]:
