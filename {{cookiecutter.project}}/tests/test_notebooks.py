@@ -234,3 +234,20 @@ def test_the_exported_model_serves_the_calibrated_probabilities(smoke_run):
     columns = [c for c in evaluated.columns if c.startswith("p_")]
     assert len(columns) == 2
     assert (scored[columns] - evaluated[columns]).abs().to_numpy().max() < 1e-4
+
+
+def test_the_model_and_exit_reports_hold_the_runs_numbers(smoke_run):
+    out, _ = smoke_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    report = (out / "docs" / "model_report.md").read_text(encoding="utf-8")
+    low, high = metrics["test_accuracy_ci"]
+    assert f"- Accuracy: {metrics['test_accuracy']:.4f} [{low:.4f}, {high:.4f}]" in report
+    assert low <= metrics["test_accuracy"] <= high
+    assert f"Temperature {metrics['calibration']['temperature']:.3f}" in report
+    for name in metrics["candidates_on_test"]:
+        assert f"| {name} |" in report
+    assert "(this run)" in report, "earlier runs come from the tracking store, this one among them"
+    exit_report = (out / "docs" / "exit_report.md").read_text(encoding="utf-8")
+    registered = json.loads((out / "results" / "01_export.json").read_text())["registered"]
+    assert f"version {registered['version']}, alias `candidate`" in exit_report
+    assert f"serve --model models:/{registered['name']}@candidate" in exit_report

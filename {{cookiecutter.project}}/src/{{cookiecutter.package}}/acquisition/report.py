@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..core.docs import point_at_newest
 from ..core.run_folder import RunFolder
 from .splits import split_counts
 
@@ -60,4 +61,5 @@ def write_data_report(
     path = run.data_report
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n\n".join(s for s in sections if s) + "\n", encoding="utf-8")
+    point_at_newest(path)
     return path

@@ -60,6 +60,14 @@ class RunFolder:
     def data_report(self) -> Path:
         return self.root / "docs" / "data_report.md"
 
+    @property
+    def model_report(self) -> Path:
+        return self.root / "docs" / "model_report.md"
+
+    @property
+    def exit_report(self) -> Path:
+        return self.root / "docs" / "exit_report.md"
+
     # modeling
     @property
     def features(self) -> Path:

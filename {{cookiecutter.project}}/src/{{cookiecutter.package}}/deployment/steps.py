@@ -20,6 +20,7 @@ from ..core.tracking import Tracker, parameters
 from .batch_score import score
 from .export import max_difference, write_exported_model, write_model_card
 from .registry import register
+from .report import write_exit_report
 
 ONNX_TOLERANCE = 1e-3  # largest probability gap allowed between ONNX Runtime and PyTorch
 
@@ -91,6 +92,7 @@ def export_model(cfg: DeployConfig, run: RunFolder) -> ExportResults:
         tracker.artifacts(path, folder)
     registered = register(tracker, model_dir)
     print(f"registered models:/{registered['name']} version {registered['version']} as {registered['alias']!r}")
+    tracker.artifacts(write_exit_report(run.exit_report, model_dir, metadata, metrics, registered), "reports")
     results = ExportResults(str(model_dir), gap, sorted(p.name for p in model_dir.iterdir()), registered)
     run.save(results)
     return results

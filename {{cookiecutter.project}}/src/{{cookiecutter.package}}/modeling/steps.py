@@ -21,6 +21,7 @@ from .backbones import BACKBONES
 from .calibration import apply_temperature, expected_calibration_error, fit_temperature, log_loss
 from .evaluate import bootstrap_intervals, candidates, classification_metrics, with_interval
 from .model import ImageClassifier, load_classifier, predict_paths, save_classifier
+from .report import write_model_report
 
 FOLD_TOLERANCE = 1e-4  # largest probability gap allowed between the folded head and scikit-learn
 
@@ -296,11 +297,13 @@ def choose_and_evaluate(run: RunFolder) -> Evaluation:
     )
     run.save(metrics)
     run.metrics.write_text(json.dumps(asdict(metrics), indent=2))
-    _track_evaluation(run, metrics, chosen["name"])
+    tracker = _track_evaluation(run, metrics, chosen["name"])
+    report = write_model_report(run, metrics, tracker)
+    tracker.artifacts(report, "reports")
     return Evaluation(metrics, ranked, y_test, probs, raw_probs)
 
 
-def _track_evaluation(run: RunFolder, metrics: Metrics, chosen: str) -> None:
+def _track_evaluation(run: RunFolder, metrics: Metrics, chosen: str) -> Tracker:
     """The chosen model's scores on the run; each candidate's own validation and test scores on its nested run."""
     tracker = Tracker(run)
     tracker.metrics({k: getattr(metrics, k) for k in ("test_accuracy", "test_auc", "val_accuracy")})
@@ -315,6 +318,7 @@ def _track_evaluation(run: RunFolder, metrics: Metrics, chosen: str) -> None:
             tracker.metrics({k: v for k, v in scores.items() if k.startswith("test_")}, run_id=child)
             tracker.tags({"chosen": name == chosen}, run_id=child)
     tracker.artifacts(run.metrics)
+    return tracker
 
 
 def calibrate(model, config: dict, manifest) -> tuple[float, dict[str, float]]:

@@ -1,0 +1,38 @@
+"""``docs/exit_report.md`` of a run (TDSP exit report): what was registered, and how to score and serve it."""
+
+from datetime import datetime
+from pathlib import Path
+
+from ..core.docs import point_at_newest
+
+
+def write_exit_report(path: Path, model_dir: Path, metadata: dict, metrics: dict, registered: dict) -> Path:
+    uri = f"models:/{registered['name']}@{registered['alias']}"
+    low, high = metrics.get("test_accuracy_ci", [float("nan")] * 2)
+    lines = [
+        "# Exit report",
+        "",
+        f"Written by `01_export` on {datetime.now():%Y-%m-%d %H:%M}.",
+        "",
+        "## Delivered",
+        f"- Model: `{metadata['classifier']}` on `{metadata['backbone']}`, {metadata['resolution']} px "
+        f"({metadata['resize']}), classes {', '.join(metadata['classes'])}; folder `{model_dir}` "
+        f"(ONNX, metadata, model card).",
+        f"- Registered as `{registered['name']}` version {registered['version']}, alias `{registered['alias']}`.",
+        f"- Test accuracy {metrics['test_accuracy']:.4f} (95% interval {low:.4f} to {high:.4f}), "
+        f"AUC {metrics['test_auc']:.4f}, on {metrics['n_test']} test images used once.",
+        "",
+        "## Score and serve",
+        "```bash",
+        f"python -m {__package__.partition('.')[0]} score --model {uri} --input <folder or CSV> --output scores.csv",
+        f"python -m {__package__.partition('.')[0]} serve --model {uri} --port 8000",
+        f"python -m {__package__.partition('.')[0]} promote --version {registered['version']}"
+        "   # when it should become the champion",
+        "```",
+        'Both run on ONNX Runtime without PyTorch (`pip install ".[serve]"`).',
+        "",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    point_at_newest(path)
+    return path

@@ -1,0 +1,88 @@
+"""``docs/model_report.md`` of a run (TDSP model report), written from its metrics and the tracking store."""
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from ..acquisition.report import markdown_table
+from ..core.docs import point_at_newest
+from ..core.run_folder import RunFolder
+
+
+def _ci(value: float, interval: list[float]) -> str:
+    return f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
+
+
+def _figure(run: RunFolder, name: str, document: Path) -> str:
+    return f"![{name}]({Path(os.path.relpath(run.figure(name), document.parent)).as_posix()})"
+
+
+def earlier_runs(tracker, limit: int = 10) -> pd.DataFrame:
+    """The newest runs of this project in the tracking store that reached evaluation, this one included."""
+    experiment = tracker.client.get_run(tracker.run_id).info.experiment_id
+    runs = tracker.client.search_runs(
+        [experiment], "metrics.test_accuracy > -1 and tags.mlflow.parentRunId IS NULL", max_results=limit,
+        order_by=["attributes.start_time DESC"],
+    )  # fmt: skip
+    return pd.DataFrame(
+        [
+            {
+                "run": r.info.run_name + (" (this run)" if r.info.run_id == tracker.run_id else ""),
+                "started": datetime.fromtimestamp(r.info.start_time / 1000).strftime("%Y-%m-%d %H:%M"),
+                "chosen": r.data.tags.get("chosen_model", ""),
+                "val_accuracy": round(r.data.metrics.get("val_accuracy", float("nan")), 4),
+                "test_accuracy": round(r.data.metrics["test_accuracy"], 4),
+                "test_accuracy 95%": "[{:.4f}, {:.4f}]".format(
+                    r.data.metrics.get("test_accuracy_ci_low", float("nan")),
+                    r.data.metrics.get("test_accuracy_ci_high", float("nan")),
+                ),
+                "test_auc": round(r.data.metrics.get("test_auc", float("nan")), 4),
+            }
+            for r in runs
+        ]
+    )
+
+
+def write_model_report(run: RunFolder, metrics, tracker) -> Path:
+    """Candidates, the chosen model, test metrics with intervals, per class, calibration, earlier runs."""
+    path = run.model_report
+    candidates = pd.DataFrame(metrics.candidates_on_test).T.rename_axis("candidate").round(4)
+    per_class = pd.DataFrame(
+        {
+            name: {
+                "precision": _ci(v["precision"], v["precision_ci"]),
+                "recall": _ci(v["recall"], v["recall_ci"]),
+                "support": v["support"],
+            }
+            for name, v in metrics.per_class.items()
+        }
+    ).T.rename_axis("class")
+    calibration = metrics.calibration
+    sections = [
+        f"# Model report\n\nWritten by `03_evaluate` on {datetime.now():%Y-%m-%d %H:%M} from `{run.root}`.",
+        f"## Candidates\n\nChosen on validation accuracy: **{Path(metrics.model_dir).name}**. Test scores of every "
+        "candidate are for the record only; none of them took part in the choice.\n\n"
+        + markdown_table(candidates, index=True),
+        "## The chosen model on the test split (used once)\n\n"
+        f"{metrics.n_test} test images; 95% stratified bootstrap intervals "
+        f"({metrics.bootstrap['resamples']} resamples).\n\n"
+        f"- Accuracy: {_ci(metrics.test_accuracy, metrics.test_accuracy_ci)}\n"
+        f"- AUC: {_ci(metrics.test_auc, metrics.test_auc_ci)}\n"
+        f"- Validation accuracy (the choice): {metrics.val_accuracy:.4f}\n"
+        f"- Backbone `{metrics.backbone}` at {metrics.resolution} px ({metrics.resize}), classifier "
+        f"`{metrics.classifier}`",
+        "## Per class\n\n" + markdown_table(per_class, index=True),
+        _figure(run, "confusion_matrix", path) + "\n\n" + _figure(run, "roc_curve", path),
+        "## Calibration\n\n"
+        f"Temperature {calibration['temperature']:.3f}, fitted on validation: log-loss "
+        f"{calibration['val_log_loss_before']:.4f} -> {calibration['val_log_loss_after']:.4f}; expected calibration "
+        f"error on test {calibration['test_ece_before']:.4f} -> {calibration['test_ece_after']:.4f}. The exported "
+        "model serves the calibrated probabilities.\n\n" + _figure(run, "reliability", path),
+        "## Earlier runs (tracking store)\n\n" + markdown_table(earlier_runs(tracker)),
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(sections) + "\n", encoding="utf-8")
+    point_at_newest(path)
+    return path
