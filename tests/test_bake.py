@@ -56,14 +56,14 @@ COMMON = {
 MODULES = set(
     """
     __init__.py __main__.py
-    core/__init__.py core/cli.py core/config.py core/docs.py core/errors.py core/images.py core/onnx_io.py
-    core/paths.py core/pipeline.py core/plots.py core/run_folder.py core/tracking.py
+    core/__init__.py core/cli.py core/config.py core/decision.py core/docs.py core/errors.py core/images.py
+    core/onnx_io.py core/paths.py core/pipeline.py core/plots.py core/run_folder.py core/tracking.py
     acquisition/__init__.py acquisition/checks.py acquisition/download.py acquisition/duplicates.py
     acquisition/manifest.py acquisition/report.py acquisition/review.py acquisition/samples/__init__.py
     acquisition/sources.py acquisition/splits.py acquisition/steps.py
     modeling/__init__.py modeling/augment.py modeling/backbones.py modeling/calibration.py modeling/distributed.py
     modeling/evaluate.py modeling/features.py modeling/model.py modeling/pooling.py modeling/probe.py modeling/report.py
-    modeling/steps.py modeling/sweep.py modeling/train.py
+    modeling/steps.py modeling/sweep.py modeling/threshold.py modeling/train.py
     deployment/__init__.py deployment/batch_score.py deployment/export.py deployment/predict.py deployment/registry.py
     deployment/report.py deployment/serve.py deployment/steps.py
     """.split()

@@ -133,3 +133,25 @@ def test_an_optuna_search_keeps_its_study_in_a_database(acquired):
 def test_a_sweep_over_parameters_of_two_stages_is_refused(acquired):
     result = run_cli("sweep", "--run-dir", str(acquired), "-g", "RESOLUTION", "64", "-g", "EPOCHS", "1,2")
     assert result.returncode == 2 and "fit no stage" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_threshold_for_a_target_recall_is_chosen_on_validation_and_applied_by_score(tiny_images, tmp_path):
+    run = tmp_path / "run"
+    for stage, *parameters in (
+        ["acquire", "-p", "DATA_DIR", str(tiny_images), "-p", "VAL_FRACTION", "0.3", "-p", "WORKERS", "1"],
+        ["probe", "-p", "RESOLUTION", "64", "-p", "POOLING", "average"],
+        ["evaluate", "-p", "TARGET_CLASS", "vertical", "-p", "TARGET_RECALL", "1.0"],
+        ["export", "-p", "CHECK_IMAGES", "2"],
+    ):
+        result = run_cli(stage, "--run-dir", str(run), *parameters)
+        assert result.returncode == 0, f"{stage}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
+    decision = json.loads((run / "metrics.json").read_text())["decision"]
+    assert decision["class"] == "vertical" and decision["val_recall"] == 1.0
+    assert json.loads((run / "model" / "model.json").read_text())["decision"] == decision
+    output = run / "s.csv"
+    result = run_cli("score", "--model", str(run / "model"), "--input", str(tiny_images), "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    scores = pd.read_csv(output)
+    flagged = scores.p_vertical >= decision["threshold"] - 5e-7  # the CSV rounds to 6 decimals
+    assert ((scores.prediction == "vertical") == flagged).all()

@@ -4,6 +4,7 @@ from {{ cookiecutter.package }}.core.config import (
     CONFIGS,
     ConfigError,
     DataConfig,
+    EvaluateConfig,
     FineTuneConfig,
     ProbeConfig,
     from_parameters,
@@ -192,3 +193,17 @@ def test_a_wrong_type_on_the_command_line_is_one_line_and_exit_code_2(tmp_path):
     result = subprocess.run([*command, "abc"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: EPOCHS='abc' must be a whole number."
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"target_recall": 0.9}, "TARGET_RECALL or TARGET_PRECISION needs TARGET_CLASS"),
+        ({"target_class": "defective"}, "TARGET_CLASS='defective' needs TARGET_RECALL or TARGET_PRECISION"),
+        ({"target_class": "a", "target_recall": 0.9, "target_precision": 0.9}, "not both"),
+        ({"target_class": "a", "target_recall": 1.5}, "TARGET_RECALL=1.5 must be between 0 and 1"),
+    ],
+)
+def test_a_decision_target_is_complete_and_in_range(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        EvaluateConfig(**kwargs)

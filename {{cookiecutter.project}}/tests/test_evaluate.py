@@ -1,9 +1,12 @@
 """Evaluation a person can trust: bootstrap intervals for the test metrics, and calibrated probabilities."""
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
+from {{ cookiecutter.package }}.core.decision import decide
+from {{ cookiecutter.package }}.core.errors import ConfigError
 from {{ cookiecutter.package }}.modeling.calibration import (
     Calibrated,
     apply_temperature,
@@ -12,6 +15,7 @@ from {{ cookiecutter.package }}.modeling.calibration import (
     log_loss,
 )
 from {{ cookiecutter.package }}.modeling.evaluate import bootstrap_intervals, classification_metrics
+from {{ cookiecutter.package }}.modeling.threshold import choose_threshold, rates
 
 CLASSES = ["defective", "functional"]
 
@@ -93,3 +97,33 @@ def test_the_folded_temperature_gives_the_same_probabilities_as_numpy():
         folded = Calibrated(model, 2.5)(images).numpy()
         expected = apply_temperature(model(images).numpy(), 2.5)
     assert np.abs(folded - expected).max() < 1e-6
+
+
+def test_a_recall_target_gets_the_highest_threshold_that_reaches_it():
+    y, probs = predictions(400, 0.8, seed=3)
+    decision = choose_threshold(y, probs, CLASSES, "defective", recall=0.9)
+    scores = probs[:, 0]
+    assert decision["val_recall"] >= 0.9 == rates(y, scores, 0, decision["threshold"])[0] >= 0.9
+    higher = scores[scores > decision["threshold"]].min()
+    assert rates(y, scores, 0, higher)[0] < 0.9, "one step higher would miss the target"
+    labels = decide(probs, CLASSES, decision)
+    assert ((labels == 0) == (scores >= decision["threshold"])).all()
+
+
+def test_a_precision_target_gets_the_lowest_threshold_that_reaches_it():
+    y, probs = predictions(400, 0.8, seed=4)
+    decision = choose_threshold(y, probs, CLASSES, "functional", precision=0.9)
+    scores = probs[:, 1]
+    assert decision["val_precision"] >= 0.9
+    lower = scores[scores < decision["threshold"]].max()
+    assert rates(y, scores, 1, lower)[1] < 0.9, "one step lower would miss the target"
+
+
+def test_thresholds_need_two_classes_and_a_known_class():
+    y, probs = predictions(100, 0.8)
+    with pytest.raises(ConfigError, match="TARGET_CLASS='cracked' is not a class"):
+        choose_threshold(y, probs, CLASSES, "cracked", recall=0.9)
+    three = np.hstack([probs, np.zeros((100, 1))])
+    with pytest.raises(ConfigError, match="needs two classes"):
+        choose_threshold(y, three, [*CLASSES, "other"], "defective", recall=0.9)
+    assert (decide(probs, CLASSES, None) == probs.argmax(axis=1)).all()

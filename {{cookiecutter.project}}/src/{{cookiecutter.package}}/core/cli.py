@@ -32,7 +32,7 @@ STAGES = {
         "FineTuneConfig",
         "modeling:train_fine_tuned",
     ),
-    "evaluate": ("03_evaluate: choose on validation, evaluate on test", None, "modeling:choose_and_evaluate"),
+    "evaluate": ("03_evaluate: choose on validation, test once", "EvaluateConfig", "modeling:choose_and_evaluate"),
     "export": ("01_export: the chosen model as ONNX with its model card", "DeployConfig", "deployment:export_model"),
 }
 

@@ -255,6 +255,29 @@ class ReviewConfig:
 
 
 @dataclass(frozen=True)
+class EvaluateConfig:
+    """How the chosen model decides: by its highest probability, or, with two classes, by a threshold on one
+    class's probability chosen on validation to reach a recall or a precision (e.g. catch 95% of defects)."""
+
+    target_class: str = ""  # the class whose recall or precision to reach; "" decides by the highest probability
+    target_recall: float = 0.0  # e.g. 0.95; 0 means not asked
+    target_precision: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        for name, value in (("TARGET_RECALL", self.target_recall), ("TARGET_PRECISION", self.target_precision)):
+            if not 0 <= value <= 1:
+                raise ConfigError(f"{name}={value} must be between 0 and 1, e.g. 0.95.")
+        asked = (self.target_recall > 0) + (self.target_precision > 0)
+        if asked and not self.target_class:
+            raise ConfigError("TARGET_RECALL or TARGET_PRECISION needs TARGET_CLASS: the class it is about.")
+        if asked == 2:
+            raise ConfigError("Set TARGET_RECALL or TARGET_PRECISION, not both: one threshold reaches one target.")
+        if self.target_class and not asked:
+            raise ConfigError(f"TARGET_CLASS={self.target_class!r} needs TARGET_RECALL or TARGET_PRECISION.")
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     """Export and its checks: how many test images compare ONNX Runtime with PyTorch, where the service listens."""
 
@@ -269,7 +292,7 @@ class DeployConfig:
             raise ConfigError(f"PORT={self.port} must be 0 (any free port) to 65535.")
 
 
-CONFIGS = (DataConfig, ReviewConfig, ProbeConfig, FineTuneConfig, DeployConfig)
+CONFIGS = (DataConfig, ReviewConfig, ProbeConfig, FineTuneConfig, EvaluateConfig, DeployConfig)
 
 
 # Fine-tuning settings that depend on the images, per bundled sample; "" is anybody else's images.

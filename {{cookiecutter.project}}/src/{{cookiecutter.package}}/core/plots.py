@@ -5,7 +5,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_curve
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_curve
 
 from .images import load_image
 
@@ -73,6 +73,31 @@ def roc(y_true: np.ndarray, probs: np.ndarray, classes: list[str], path: Path | 
     ax.set(title="ROC curve (test split)", xlabel="false positive rate", ylabel="true positive rate")
     ax.legend(fontsize=8)
     return save(fig, path)
+
+
+def precision_recall(y_true: np.ndarray, probs: np.ndarray, classes: list[str], path: Path | None = None) -> plt.Figure:
+    """Each class against the rest: what precision a recall costs (more telling than ROC for a rare class)."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for k, name in enumerate(classes):
+        precision, recall, _ = precision_recall_curve(y_true == k, probs[:, k])
+        ax.plot(recall, precision, label=f"{name} (AP {average_precision_score(y_true == k, probs[:, k]):.3f})")
+    ax.set(title="Precision-recall (test split)", xlabel="recall", ylabel="precision", ylim=(0, 1.02))
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def largest_losses(
+    paths: list[str], y_true: np.ndarray, probs: np.ndarray, classes: list[str], count: int = 12, path=None
+) -> plt.Figure:
+    """The test images the model got most wrong (largest log-loss), with their true and predicted labels."""
+    loss = -np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-12, 1.0))
+    worst = np.argsort(-loss, kind="stable")[:count]
+    items = [
+        (paths[i], f"true {classes[y_true[i]]}\npred {classes[probs[i].argmax()]} {probs[i].max():.2f}") for i in worst
+    ]
+    columns = 6
+    rows = [(f"#{i + 1}", items[i : i + columns]) for i in range(0, len(items), columns)]
+    return thumbnail_rows(rows, columns, "Largest test losses (true label, prediction and its probability)", path)
 
 
 def confusion(matrix: list[list[int]], classes: list[str], path: Path | None = None) -> plt.Figure:

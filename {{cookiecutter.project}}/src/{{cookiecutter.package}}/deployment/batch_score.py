@@ -43,6 +43,6 @@ def score(model_dir: str | Path, source: Path, output: Path, batch_size: int = 3
         for start in range(0, len(paths), batch_size):
             chunk = paths[start : start + batch_size]
             probs = predict(model, load_batch(chunk, model.resolution, model.resize))
-            for path, row in zip(chunk, probs):
-                writer.writerow([path, model.classes[int(row.argmax())], *[f"{p:.6f}" for p in row]])
+            for path, label, row in zip(chunk, model.labels(probs), probs):
+                writer.writerow([path, label, *[f"{p:.6f}" for p in row]])
     return output

@@ -43,6 +43,16 @@ def _with_interval(metrics: dict, key: str) -> str:
     return text
 
 
+def _decision_line(decision: dict | None) -> str:
+    if not decision:
+        return "- Decision: the class with the highest probability."
+    return (
+        f"- Decision: `{decision['class']}` whenever its probability is at least {decision['threshold']:.4f}, chosen "
+        f"on validation for {decision['target']} (test recall {decision['test_recall']:.3f}, precision "
+        f"{decision['test_precision']:.3f})."
+    )
+
+
 def _calibration(metrics: dict) -> str:
     calibration = metrics.get("calibration", {})
     if "test_ece_before" not in calibration:
@@ -75,6 +85,7 @@ def write_model_card(out_dir: Path, metadata: dict, metrics: dict) -> Path:
         f"- Accuracy: {_with_interval(metrics, 'test_accuracy')}",
         f"- AUC: {_with_interval(metrics, 'test_auc')}",
         f"- Validation accuracy (used to choose the model): {metrics.get('val_accuracy', float('nan')):.4f}",
+        _decision_line(metadata.get("decision")),
         f"- Probabilities calibrated by a temperature of {metadata.get('temperature', 1.0):.3f} fitted on validation "
         f"(test expected calibration error {_calibration(metrics)}).",
         "",

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core import onnx_io
+from ..core.decision import decide
 from ..core.images import load_image
 
 # An exported model folder; ``export`` writes it, everything here reads it.
@@ -22,6 +23,10 @@ class ExportedModel:
     resolution: int
     resize: str  # how an image becomes square, as the model was trained (core.images.to_square)
     metadata: dict
+    decision: dict | None = None  # a threshold on one class chosen on validation, else the highest probability
+
+    def labels(self, probs: np.ndarray) -> list[str]:
+        return [self.classes[i] for i in decide(probs, self.classes, self.decision)]
 
 
 def load_model(model_dir: str | Path) -> ExportedModel:
@@ -40,7 +45,8 @@ def load_model(model_dir: str | Path) -> ExportedModel:
         )
     resize = metadata.get("resize", "stretch")  # models exported before RESIZE existed were stretched
     session = onnx_io.session(model_dir / MODEL_FILE)
-    return ExportedModel(session, metadata["classes"], metadata["resolution"], resize, metadata)
+    decision = metadata.get("decision")  # a threshold chosen on validation, if the evaluation was asked for one
+    return ExportedModel(session, metadata["classes"], metadata["resolution"], resize, metadata, decision)
 
 
 def predict(model: ExportedModel, batch: np.ndarray) -> np.ndarray:
@@ -51,8 +57,9 @@ def predict(model: ExportedModel, batch: np.ndarray) -> np.ndarray:
 def predict_image(model: ExportedModel, path_or_file) -> dict[str, object]:
     """Label and per-class probabilities for one image (a path or a file-like object)."""
     image = load_image(path_or_file, model.resolution, model.resize)
-    probs = predict(model, image.transpose(2, 0, 1)[None].astype(np.float32))[0]
+    probs = predict(model, image.transpose(2, 0, 1)[None].astype(np.float32))
+    label, probs = model.labels(probs)[0], probs[0]
     return {
-        "label": model.classes[int(probs.argmax())],
+        "label": label,
         "probabilities": {name: float(p) for name, p in zip(model.classes, probs)},
     }

@@ -74,7 +74,9 @@ def write_model_report(run: RunFolder, metrics, tracker) -> Path:
         f"- Backbone `{metrics.backbone}` at {metrics.resolution} px ({metrics.resize}), classifier "
         f"`{metrics.classifier}`",
         "## Per class\n\n" + markdown_table(per_class, index=True),
-        _figure(run, "confusion_matrix", path) + "\n\n" + _figure(run, "roc_curve", path),
+        "\n\n".join(_figure(run, name, path) for name in ("confusion_matrix", "roc_curve", "precision_recall")),
+        "## Largest errors\n\nThe test images with the largest log-loss: look here first for label noise, "
+        "unusual images or a class the model confuses.\n\n" + _figure(run, "largest_losses", path),
         "## Calibration\n\n"
         f"Temperature {calibration['temperature']:.3f}, fitted on validation: log-loss "
         f"{calibration['val_log_loss_before']:.4f} -> {calibration['val_log_loss_after']:.4f}; expected calibration "

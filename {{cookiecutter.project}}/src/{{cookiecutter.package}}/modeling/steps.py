@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core.config import FineTuneConfig, ProbeConfig
+from ..core.config import EvaluateConfig, FineTuneConfig, ProbeConfig
+from ..core.decision import decide
 from ..core.paths import resolve
 from ..core.run_folder import FINE_TUNED, LINEAR_PROBE, RunFolder
 from ..core.tracking import Tracker, parameters
@@ -22,6 +23,7 @@ from .calibration import apply_temperature, expected_calibration_error, fit_temp
 from .evaluate import bootstrap_intervals, candidates, classification_metrics, with_interval
 from .model import ImageClassifier, load_classifier, predict_paths, save_classifier
 from .report import write_model_report
+from .threshold import choose_threshold, rates
 
 FOLD_TOLERANCE = 1e-4  # largest probability gap allowed between the folded head and scikit-learn
 
@@ -75,6 +77,7 @@ class Metrics:
     run_dir: str
     bootstrap: dict[str, object]  # how the intervals were drawn: resamples, level
     calibration: dict[str, float]  # the temperature (fitted on validation), log-loss and ECE before and after
+    decision: dict | None  # the threshold chosen on validation for TARGET_CLASS, with its test recall and precision
 
 
 @dataclass
@@ -101,6 +104,7 @@ class Evaluation:
     y_test: np.ndarray
     probs: np.ndarray  # calibrated, as the exported model gives them
     raw_probs: np.ndarray  # before temperature scaling
+    test_paths: list[str]  # in the order of y_test
 
 
 def fit_probes(cfg: ProbeConfig, run: RunFolder) -> ProbeFit:
@@ -238,15 +242,16 @@ def train_fine_tuned(cfg: FineTuneConfig, run: RunFolder) -> FineTuneResults | N
     return add_test_time_augmentation(cfg, run, history) if distributed.is_main() else None
 
 
-def choose_and_evaluate(run: RunFolder) -> Evaluation:
-    """The candidate with the best validation accuracy is chosen; then, and only then, the test split is scored
-    (every candidate, for the record); ``metrics.json`` is written."""
+def choose_and_evaluate(cfg: EvaluateConfig, run: RunFolder) -> Evaluation:
+    """The candidate with the best validation accuracy is chosen; its temperature (and threshold, when asked)
+    are fitted on validation; then, and only then, the test split is scored (every candidate, for the record);
+    ``metrics.json`` and the model report are written."""
     ranked = candidates(run.models)
     chosen = ranked[0]
     model, config = load_classifier(resolve(chosen["dir"]))
     classes = config["classes"]
     manifest = run.read_manifest()
-    temperature, calibration = calibrate(model, config, manifest)
+    temperature, calibration, (y_val, val_probs) = calibrate(model, config, manifest)
     test = manifest[manifest.split == "test"]
     y_test = test.label.map({name: i for i, name in enumerate(classes)}).to_numpy()
     raw_probs = predict_paths(model, list(test.path), config["resolution"], config["resize"])
@@ -257,6 +262,7 @@ def choose_and_evaluate(run: RunFolder) -> Evaluation:
         **{f"p_{name}": probs[:, i] for i, name in enumerate(classes)}
     ).to_csv(run.test_predictions, index=False)
     scores = classification_metrics(y_test, probs, classes)
+    decision = _decision(cfg, classes, (y_val, val_probs), (y_test, probs))
     intervals = bootstrap_intervals(y_test, probs, classes)
     for name, bounds in intervals["per_class"].items():
         scores["per_class"][name].update(bounds)
@@ -294,13 +300,14 @@ def choose_and_evaluate(run: RunFolder) -> Evaluation:
         run_dir=str(run.root),
         bootstrap={"resamples": intervals["resamples"], "level": intervals["level"], "stratified": True, "seed": 0},
         calibration=calibration,
+        decision=decision,
     )
     run.save(metrics)
     run.metrics.write_text(json.dumps(asdict(metrics), indent=2))
     tracker = _track_evaluation(run, metrics, chosen["name"])
     report = write_model_report(run, metrics, tracker)
     tracker.artifacts(report, "reports")
-    return Evaluation(metrics, ranked, y_test, probs, raw_probs)
+    return Evaluation(metrics, ranked, y_test, probs, raw_probs, list(test.path))
 
 
 def _track_evaluation(run: RunFolder, metrics: Metrics, chosen: str) -> Tracker:
@@ -321,7 +328,7 @@ def _track_evaluation(run: RunFolder, metrics: Metrics, chosen: str) -> Tracker:
     return tracker
 
 
-def calibrate(model, config: dict, manifest) -> tuple[float, dict[str, float]]:
+def calibrate(model, config: dict, manifest) -> tuple[float, dict[str, float], tuple[np.ndarray, np.ndarray]]:
     """The chosen model's temperature, fitted on validation (never on test), and what it changed there."""
     val = manifest[manifest.split == "val"]
     y_val = val.label.map({name: i for i, name in enumerate(config["classes"])}).to_numpy()
@@ -330,13 +337,37 @@ def calibrate(model, config: dict, manifest) -> tuple[float, dict[str, float]]:
     calibrated = apply_temperature(val_probs, temperature)
     before, after = log_loss(y_val, val_probs), log_loss(y_val, calibrated)
     print(f"temperature {temperature:.3f}: validation log-loss {before:.4f} -> {after:.4f}")
-    return temperature, {
+    return temperature, calibration_summary(y_val, val_probs, calibrated, temperature), (y_val, calibrated)
+
+
+def calibration_summary(y_val, val_probs, calibrated, temperature: float) -> dict[str, float]:
+    before, after = log_loss(y_val, val_probs), log_loss(y_val, calibrated)
+    return {
         "temperature": temperature,
         "val_log_loss_before": before,
         "val_log_loss_after": after,
         "val_ece_before": expected_calibration_error(y_val, val_probs),
         "val_ece_after": expected_calibration_error(y_val, calibrated),
     }
+
+
+def _decision(cfg: EvaluateConfig, classes: list[str], validation: tuple, test: tuple) -> dict | None:
+    """The threshold for TARGET_CLASS chosen on validation, then measured once on test; None when not asked."""
+    if not cfg.target_class:
+        return None
+    (y_val, val_probs), (y_test, test_probs) = validation, test
+    decision = choose_threshold(y_val, val_probs, classes, cfg.target_class, cfg.target_recall, cfg.target_precision)
+    target = classes.index(cfg.target_class)
+    decision["test_recall"], decision["test_precision"] = rates(
+        y_test, test_probs[:, target], target, decision["threshold"]
+    )
+    decision["test_accuracy"] = float((decide(test_probs, classes, decision) == y_test).mean())
+    print(
+        f"threshold {decision['threshold']:.4f} on p({cfg.target_class}) for {decision['target']}: validation recall "
+        f"{decision['val_recall']:.3f}, precision {decision['val_precision']:.3f}; test recall "
+        f"{decision['test_recall']:.3f}, precision {decision['test_precision']:.3f}"
+    )
+    return decision
 
 
 def _summary(candidate: dict, scores: dict) -> dict[str, float]:

@@ -149,7 +149,7 @@ def sweep(
     (folder / "sweep.json").write_text(json.dumps(results.__dict__, indent=2, default=str))
     print(table.to_string(index=False))
     print(f"best on validation: trial {best} {rows[best]['parameters']} -> {candidate}")
-    steps.choose_and_evaluate(run)  # the test split, once, over every candidate the run now holds
+    steps.choose_and_evaluate(config.EvaluateConfig(), run)  # test, once, over every candidate the run now holds
     return results
 
 
