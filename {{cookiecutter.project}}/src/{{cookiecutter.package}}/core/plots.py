@@ -90,8 +90,9 @@ def largest_losses(
     paths: list[str], y_true: np.ndarray, probs: np.ndarray, classes: list[str], count: int = 12, path=None
 ) -> plt.Figure:
     """The test images the model got most wrong (largest log-loss), with their true and predicted labels."""
-    loss = -np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-12, 1.0))
-    worst = np.argsort(-loss, kind="stable")[:count]
+    from ..modeling.evaluate import largest_losses as worst_first
+
+    worst = worst_first(y_true, probs, count)
     items = [
         (paths[i], f"true {classes[y_true[i]]}\npred {classes[probs[i].argmax()]} {probs[i].max():.2f}") for i in worst
     ]
@@ -200,4 +201,18 @@ def sweep(table: pd.DataFrame, parameters: list[str], path: Path | None = None) 
         ax.set(xlabel=name, ylabel="validation accuracy")
     axes[0][0].legend()
     fig.tight_layout()
+    return save(fig, path)
+
+
+def heat_maps(overlays: list[np.ndarray], captions: list[str], title: str, path: Path | None = None) -> plt.Figure:
+    """Images with a Grad-CAM heat map laid over them (``modeling.explain``)."""
+    columns = max(1, min(6, len(overlays)))
+    rows = max(1, -(-len(overlays) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.5 * rows), squeeze=False, layout="constrained")
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, overlay, caption in zip(axes.flat, overlays, captions):
+        ax.imshow(overlay)
+        ax.set_title(caption, fontsize=7)
+    fig.suptitle(title)
     return save(fig, path)

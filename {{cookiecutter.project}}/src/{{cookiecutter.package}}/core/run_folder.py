@@ -24,7 +24,7 @@ FIGURES = {
     "02_explore_and_review": ("class_counts", "sample_grid", "image_sizes", "duplicate_groups", "label_errors"),
     "01_linear_probe": ("validation_curve",),
     "02_fine_tune": ("training_curves",),
-    "03_evaluate": ("roc_curve", "precision_recall", "confusion_matrix", "reliability", "largest_losses"),
+    "03_evaluate": ("roc_curve", "precision_recall", "confusion_matrix", "reliability", "largest_losses", "heat_maps"),
 }
 
 

@@ -73,6 +73,12 @@ def bootstrap_intervals(
     }
 
 
+def largest_losses(y_true: np.ndarray, probs: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the ``count`` images with the largest log-loss, worst first."""
+    loss = -np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-12, 1.0))
+    return np.argsort(-loss, kind="stable")[:count]
+
+
 def with_interval(value: float, interval: list[float]) -> str:
     return f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
 

@@ -76,7 +76,9 @@ def write_model_report(run: RunFolder, metrics, tracker) -> Path:
         "## Per class\n\n" + markdown_table(per_class, index=True),
         "\n\n".join(_figure(run, name, path) for name in ("confusion_matrix", "roc_curve", "precision_recall")),
         "## Largest errors\n\nThe test images with the largest log-loss: look here first for label noise, "
-        "unusual images or a class the model confuses.\n\n" + _figure(run, "largest_losses", path),
+        "unusual images or a class the model confuses. Below, Grad-CAM heat maps of the chosen model over the worst "
+        "of them, for the class it predicted.\n\n"
+        + "\n\n".join(_figure(run, name, path) for name in ("largest_losses", "heat_maps")),
         "## Calibration\n\n"
         f"Temperature {calibration['temperature']:.3f}, fitted on validation: log-loss "
         f"{calibration['val_log_loss_before']:.4f} -> {calibration['val_log_loss_after']:.4f}; expected calibration "

@@ -20,7 +20,8 @@ from ..core.tracking import Tracker, parameters
 from . import distributed, features, pooling, probe, train
 from .backbones import BACKBONES
 from .calibration import apply_temperature, expected_calibration_error, fit_temperature, log_loss
-from .evaluate import bootstrap_intervals, candidates, classification_metrics, with_interval
+from .evaluate import bootstrap_intervals, candidates, classification_metrics, largest_losses, with_interval
+from .explain import heat_maps
 from .model import ImageClassifier, load_classifier, predict_paths, save_classifier
 from .report import write_model_report
 from .threshold import choose_threshold, rates
@@ -105,6 +106,8 @@ class Evaluation:
     probs: np.ndarray  # calibrated, as the exported model gives them
     raw_probs: np.ndarray  # before temperature scaling
     test_paths: list[str]  # in the order of y_test
+    model: torch.nn.Module  # the chosen model, for heat maps
+    config: dict  # its saved config (classes, resolution, resize, ...)
 
 
 def fit_probes(cfg: ProbeConfig, run: RunFolder) -> ProbeFit:
@@ -307,7 +310,7 @@ def choose_and_evaluate(cfg: EvaluateConfig, run: RunFolder) -> Evaluation:
     tracker = _track_evaluation(run, metrics, chosen["name"])
     report = write_model_report(run, metrics, tracker)
     tracker.artifacts(report, "reports")
-    return Evaluation(metrics, ranked, y_test, probs, raw_probs, list(test.path))
+    return Evaluation(metrics, ranked, y_test, probs, raw_probs, list(test.path), model, config)
 
 
 def _track_evaluation(run: RunFolder, metrics: Metrics, chosen: str) -> Tracker:
@@ -326,6 +329,23 @@ def _track_evaluation(run: RunFolder, metrics: Metrics, chosen: str) -> Tracker:
             tracker.tags({"chosen": name == chosen}, run_id=child)
     tracker.artifacts(run.metrics)
     return tracker
+
+
+def explain_errors(run: RunFolder, evaluation: Evaluation, count: int = 6) -> list[np.ndarray]:
+    """Grad-CAM heat maps of the chosen model (probe or fine-tuned) over its largest test errors, for the class it
+    predicted: what in the image drove the wrong answer. Saved as the ``heat_maps`` figure and logged."""
+    from ..core import plots
+
+    worst = largest_losses(evaluation.y_test, evaluation.probs, count)
+    classes, config = evaluation.metrics.classes, evaluation.config
+    predicted = evaluation.probs[worst].argmax(axis=1)
+    paths = [evaluation.test_paths[i] for i in worst]
+    overlays = heat_maps(evaluation.model, paths, config["resolution"], config["resize"], list(predicted))
+    captions = [f"true {classes[evaluation.y_test[i]]}\npred {classes[k]}" for i, k in zip(worst, predicted)]
+    title = "Grad-CAM for the predicted class, largest test errors"
+    plots.heat_maps(overlays, captions, title, run.figure("heat_maps"))
+    Tracker(run).artifacts(run.figure("heat_maps"), "figures")
+    return overlays
 
 
 def calibrate(model, config: dict, manifest) -> tuple[float, dict[str, float], tuple[np.ndarray, np.ndarray]]:
