@@ -24,6 +24,7 @@ COMMON = {
     "code/02_modeling/01_linear_probe.ipynb",
     "code/02_modeling/02_fine_tune.ipynb",
     "code/02_modeling/03_evaluate.ipynb",
+    "code/02_modeling/04_compare_runs.ipynb",
     "code/03_deployment/01_export.ipynb",
     "code/03_deployment/02_batch_score.ipynb",
     "code/03_deployment/03_web_service.ipynb",
@@ -117,7 +118,7 @@ def test_no_template_syntax_is_left(default_project):
 
 def test_every_notebook_has_one_parameters_cell_and_no_outputs(default_project):
     notebooks = sorted((default_project / "code").rglob("*.ipynb"))
-    assert len(notebooks) == 8
+    assert len(notebooks) == 9
     for path in notebooks:
         cells = json.loads(path.read_text())["cells"]
         tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]

@@ -116,6 +116,22 @@ def test_a_two_by_two_sweep_compares_four_trials_and_chooses_on_validation(acqui
     experiment = client.get_run(parent).info.experiment_id
     trials = client.search_runs([experiment], f"tags.sweep = 'sweep' and tags.mlflow.parentRunId = '{parent}'")
     assert sorted(t.info.run_name for t in trials) == [f"sweep-trial-{i}" for i in range(4)]
+    shown = show_in_the_comparison_notebook(acquired)
+    assert f"sweep 'sweep': best trial {summary['best_trial']}" in shown and "image/png" in shown
+
+
+def show_in_the_comparison_notebook(run) -> str:
+    """04_compare_runs executed on ``run`` with papermill; its outputs as text."""
+    import papermill
+
+    from {{ cookiecutter.package }}.core.pipeline import notebook_paths
+
+    notebook = next(p for p in notebook_paths() if p.name == "04_compare_runs.ipynb")
+    executed = run / "04_compare_runs.ipynb"
+    papermill.execute_notebook(
+        str(notebook), str(executed), parameters={"RUN_DIR": str(run)}, cwd=str(notebook.parent), progress_bar=False
+    )
+    return executed.read_text()
 
 
 @pytest.mark.slow

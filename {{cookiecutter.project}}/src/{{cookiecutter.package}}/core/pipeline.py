@@ -18,6 +18,7 @@ NOTEBOOKS = (
     "02_modeling/01_linear_probe.ipynb",
     "02_modeling/02_fine_tune.ipynb",
     "02_modeling/03_evaluate.ipynb",
+    "02_modeling/04_compare_runs.ipynb",
     "03_deployment/01_export.ipynb",
     "03_deployment/02_batch_score.ipynb",
     "03_deployment/03_web_service.ipynb",

@@ -88,6 +88,14 @@ class RunFolder:
         return self.root / "test_predictions.csv"
 
     @property
+    def sweeps(self) -> Path:
+        """One folder per sweep (``python -m <package> sweep``): trials, trials.csv, parameters.png, sweep.json."""
+        return self.root / "sweeps"
+
+    def sweep(self, name: str) -> Path:
+        return self.sweeps / name
+
+    @property
     def metrics(self) -> Path:
         """The chosen model's evaluation (03_evaluate): the run's headline."""
         return self.root / "metrics.json"

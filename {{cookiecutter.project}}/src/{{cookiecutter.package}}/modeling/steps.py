@@ -23,7 +23,7 @@ from .calibration import apply_temperature, expected_calibration_error, fit_temp
 from .evaluate import bootstrap_intervals, candidates, classification_metrics, largest_losses, with_interval
 from .explain import heat_maps
 from .model import ImageClassifier, load_classifier, predict_paths, save_classifier
-from .report import write_model_report
+from .report import earlier_runs, write_model_report
 from .threshold import choose_threshold, rates
 
 FOLD_TOLERANCE = 1e-4  # largest probability gap allowed between the folded head and scikit-learn
@@ -388,6 +388,32 @@ def _decision(cfg: EvaluateConfig, classes: list[str], validation: tuple, test: 
         f"{decision['test_recall']:.3f}, precision {decision['test_precision']:.3f}"
     )
     return decision
+
+
+@dataclass
+class ComparisonResults:
+    STEP = "04_compare_runs"
+    earlier_runs: list[dict]  # the newest runs of the project in the tracking store, this one included
+    sweeps: dict[str, list[dict]]  # each sweep of this run: its trials
+
+
+@dataclass
+class Comparison:
+    results: ComparisonResults
+    earlier_runs: pd.DataFrame
+    sweeps: dict[str, pd.DataFrame]
+
+
+def compare_runs(run: RunFolder) -> Comparison:
+    """This run beside earlier ones (from the tracking store), and the sweeps it holds."""
+    from .sweep import read_sweeps
+
+    earlier = earlier_runs(Tracker(run))
+    sweeps = read_sweeps(run)
+    results = ComparisonResults(earlier.to_dict("records"), {k: v.to_dict("records") for k, v in sweeps.items()})
+    run.save(results)
+    print(f"{len(earlier)} run(s) in the tracking store compared, {len(sweeps)} sweep(s) in this run")
+    return Comparison(results, earlier, sweeps)
 
 
 def _summary(candidate: dict, scores: dict) -> dict[str, float]:

@@ -124,7 +124,7 @@ def sweep(
     for values in settings:  # every trial's settings are checked before any trains
         config.from_parameters(STAGES[stage][0], values)
     run.read_manifest()  # the acquisition must have run
-    folder = run.root / "sweeps" / name
+    folder = run.sweep(name)
     if search == "grid":
         rows = _grid(run, folder, stage, settings, parallel)
     else:
@@ -163,11 +163,21 @@ def _grid(run: RunFolder, folder, stage: str, settings: list[dict], parallel: in
     return [{"parameters": values, "scores": s} for values, s in zip(settings, scores)]
 
 
+def swept_parameters(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if c not in ("trial", "val_accuracy", "seconds")]
+
+
+def read_sweeps(run: RunFolder) -> dict[str, pd.DataFrame]:
+    """Every sweep of the run by name, its trials as a table."""
+    found = sorted(run.sweeps.glob("*/trials.csv")) if run.sweeps.is_dir() else []
+    return {path.parent.name: pd.read_csv(path) for path in found}
+
+
 def _optuna(run, folder, stage, grid, fixed, search, trials, storage, name) -> list[dict]:
     import optuna
 
     sampler = optuna.samplers.TPESampler(seed=0) if search == "tpe" else optuna.samplers.RandomSampler(seed=0)
-    storage = storage or f"sqlite:///{folder.parent / 'optuna.db'}"
+    storage = storage or f"sqlite:///{run.sweeps / 'optuna.db'}"
     folder.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
         study_name=name, storage=storage, sampler=sampler, direction="maximize", load_if_exists=True
