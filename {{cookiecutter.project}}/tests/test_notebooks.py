@@ -143,13 +143,6 @@ def test_the_easy_tiny_task_is_learned(smoke_run):
     assert json.loads((out / "metrics.json").read_text())["val_accuracy"] >= 0.75
 
 
-def test_executed_notebooks_pass_nbval(smoke_run):
-    out, _ = smoke_run
-    command = [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", str(out / "notebooks")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=out)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-
-
 def test_the_run_is_tracked_on_the_mlflow_server(smoke_run, mlflow_server):
     from mlflow import MlflowClient
 
@@ -251,3 +244,11 @@ def test_the_model_and_exit_reports_hold_the_runs_numbers(smoke_run):
     registered = json.loads((out / "results" / "01_export.json").read_text())["registered"]
     assert f"version {registered['version']}, alias `candidate`" in exit_report
     assert f"serve --model models:/{registered['name']}@candidate" in exit_report
+
+
+# Last: nbval executes the notebooks again in the same run folder, so it rewrites the results read above.
+def test_executed_notebooks_pass_nbval(smoke_run):
+    out, _ = smoke_run
+    command = [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", str(out / "notebooks")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=out)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
