@@ -64,7 +64,8 @@ MODULES = set(
     acquisition/manifest.py acquisition/report.py acquisition/review.py acquisition/samples/__init__.py
     acquisition/sources.py acquisition/splits.py acquisition/steps.py
     modeling/__init__.py modeling/augment.py modeling/backbones.py modeling/calibration.py modeling/distributed.py
-    modeling/evaluate.py modeling/explain.py modeling/features.py modeling/model.py modeling/pooling.py modeling/probe.py modeling/report.py
+    modeling/evaluate.py modeling/explain.py modeling/features.py modeling/model.py modeling/pooling.py
+    modeling/probe.py modeling/report.py
     modeling/steps.py modeling/sweep.py modeling/threshold.py modeling/train.py
     deployment/__init__.py deployment/batch_score.py deployment/export.py deployment/predict.py deployment/registry.py
     deployment/report.py deployment/serve.py deployment/steps.py
