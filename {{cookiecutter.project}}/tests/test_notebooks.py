@@ -153,6 +153,7 @@ def test_the_run_is_tracked_on_the_mlflow_server(smoke_run, mlflow_server):
     assert parent.info.status == "FINISHED" and parent.info.run_name == out.name
     params, metrics = parent.data.params, json.loads((out / "metrics.json").read_text())
     assert (params["RESIZE"], params["VAL_FRACTION"], params["MAX_PER_CLASS"]) == ("crop", "0.3", "12")
+    assert {"REVIEW_FOLDS", "TARGET_RECALL", "CHECK_IMAGES"} <= set(params), "every notebook's parameters"
     assert params["data_source"].startswith("folder ") and params["data_source"].endswith("tiny_images0")
     assert params["manifest_sha256"] == hashlib.sha256((out / "manifest.csv").read_bytes()).hexdigest()
     assert parent.data.metrics["test_accuracy"] == metrics["test_accuracy"]

@@ -308,6 +308,7 @@ def choose_and_evaluate(cfg: EvaluateConfig, run: RunFolder) -> Evaluation:
     run.save(metrics)
     run.metrics.write_text(json.dumps(asdict(metrics), indent=2))
     tracker = _track_evaluation(run, metrics, chosen["name"])
+    tracker.params(parameters(cfg))
     report = write_model_report(run, metrics, tracker)
     tracker.artifacts(report, "reports")
     return Evaluation(metrics, ranked, y_test, probs, raw_probs, list(test.path), model, config)
