@@ -129,20 +129,10 @@ def find_label_errors(cfg: ReviewConfig, run: RunFolder, manifest: pd.DataFrame)
     """Train and validation images ranked by how little a cross-validated probe believes their label.
 
     Test images are left out: looking at them would let the test split shape the data."""
-    from ..modeling.features import featurize  # torch: only when the review runs
+    from ..modeling.features import featurize_rows  # torch: only when the review runs
 
     reviewable = manifest[manifest.split.isin(["train", "val"])].reset_index(drop=True)
-    x = featurize(
-        list(reviewable.path),
-        cfg.backbone,
-        cfg.resolution,
-        cfg.batch_size,
-        work_dir=run.work,
-        weights=cfg.weights,
-        sha256=list(reviewable.sha256),
-        cache_dir=resolve(cfg.feature_cache),
-        resize=cfg.resize,
-    )
+    x = featurize_rows(reviewable, cfg, run.work)
     probabilities, classes = review.out_of_fold_probabilities(
         x, reviewable.label.to_numpy(), reviewable.dup_group.to_numpy(), folds=cfg.folds
     )

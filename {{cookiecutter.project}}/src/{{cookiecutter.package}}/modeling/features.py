@@ -100,6 +100,25 @@ def featurize(
     return np.stack([known[k] for k in sha256]).astype(np.float32)
 
 
+def featurize_rows(rows, cfg, work_dir: Path, pooling: str = "average") -> np.ndarray:
+    """``featurize`` for a manifest's rows with a config's featurizer settings (backbone, weights, resolution,
+    resize, batch size, feature cache): the label review and the probe share the cache this way."""
+    from ..core.paths import resolve
+
+    return featurize(
+        list(rows.path),
+        cfg.backbone,
+        cfg.resolution,
+        cfg.batch_size,
+        work_dir=work_dir,
+        weights=cfg.weights,
+        sha256=list(rows.sha256),
+        cache_dir=resolve(cfg.feature_cache),
+        pooling=pooling,
+        resize=cfg.resize,
+    )
+
+
 def _compute(
     paths: list[str],
     backbone: str,

@@ -119,18 +119,7 @@ def fit_probes(cfg: ProbeConfig, run: RunFolder) -> ProbeFit:
     print(f"{len(manifest)} images, classes {classes}, {cfg.backbone} at {cfg.resolution} px ({cfg.resize})")
     train_rows, val_rows = fit.split == "train", fit.split == "val"
     for name in pooling.candidates(cfg.pooling):
-        x = features.featurize(
-            list(manifest.path),
-            cfg.backbone,
-            cfg.resolution,
-            cfg.batch_size,
-            work_dir=run.work,
-            weights=cfg.weights,
-            sha256=list(manifest.sha256),
-            cache_dir=resolve(cfg.feature_cache),
-            pooling=name,
-            resize=cfg.resize,
-        )
+        x = features.featurize_rows(manifest, cfg, run.work, pooling=name)
         fit.x[name] = x
         fit.results[name] = probe.fit_probe(
             x[train_rows], y[train_rows], x[val_rows], y[val_rows], cfg.c_grid, cfg.classifier
@@ -356,9 +345,10 @@ def calibrate(model, config: dict, manifest) -> tuple[float, dict[str, float], t
     val_probs = predict_paths(model, list(val.path), config["resolution"], config["resize"])
     temperature = fit_temperature(y_val, val_probs)
     calibrated = apply_temperature(val_probs, temperature)
-    before, after = log_loss(y_val, val_probs), log_loss(y_val, calibrated)
+    summary = calibration_summary(y_val, val_probs, calibrated, temperature)
+    before, after = summary["val_log_loss_before"], summary["val_log_loss_after"]
     print(f"temperature {temperature:.3f}: validation log-loss {before:.4f} -> {after:.4f}")
-    return temperature, calibration_summary(y_val, val_probs, calibrated, temperature), (y_val, calibrated)
+    return temperature, summary, (y_val, calibrated)
 
 
 def calibration_summary(y_val, val_probs, calibrated, temperature: float) -> dict[str, float]:
