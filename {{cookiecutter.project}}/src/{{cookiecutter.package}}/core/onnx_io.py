@@ -33,14 +33,35 @@ def export_onnx(model, path: Path, resolution: int, output_name: str) -> Path:
     return path
 
 
-def session(path: Path):
-    """An ONNX Runtime CPU session using every core this process may use."""
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def providers(device: str = "cpu") -> list[str]:
+    """ONNX Runtime execution providers for ``device``: cpu, cuda (refused without CUDA), or auto (cuda if present)."""
+    import onnxruntime as ort
+
+    if device not in DEVICES:
+        raise ValueError(f"Invalid device {device!r}. Use one of {', '.join(DEVICES)}.")
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if device == "cuda" and not has_cuda:
+        raise ValueError(
+            "device 'cuda' asked for, but this ONNX Runtime has no CUDA provider: install onnxruntime-gpu, "
+            "or use --device cpu."
+        )
+    if device == "cuda" or (device == "auto" and has_cuda):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def session(path: Path, device: str = "cpu", threads: int = 0):
+    """An ONNX Runtime session on ``device``; on CPU it uses ``threads`` cores (0: every core this process may use)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    options.intra_op_num_threads = threads or cores
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), options, providers=providers(device))
 
 
 def run(sess, images: np.ndarray) -> np.ndarray:

@@ -12,6 +12,8 @@ from ..core.images import load_image
 
 # An exported model folder; ``export`` writes it, everything here reads it.
 MODEL_FILE = "model.onnx"
+INT8_MODEL_FILE = "model.int8.onnx"  # statically quantized; written by export only when it keeps validation accuracy
+PRECISIONS = {"fp32": MODEL_FILE, "int8": INT8_MODEL_FILE}
 METADATA_FILE = "model.json"
 CARD_FILE = "MODEL_CARD.md"
 
@@ -23,14 +25,18 @@ class ExportedModel:
     resolution: int
     resize: str  # how an image becomes square, as the model was trained (core.images.to_square)
     metadata: dict
+    precision: str = "fp32"
     decision: dict | None = None  # a threshold on one class chosen on validation, else the highest probability
 
     def labels(self, probs: np.ndarray) -> list[str]:
         return [self.classes[i] for i in decide(probs, self.classes, self.decision)]
 
 
-def load_model(model_dir: str | Path) -> ExportedModel:
+def load_model(model_dir: str | Path, precision: str = "fp32", device: str = "cpu") -> ExportedModel:
+    """The exported model in ``model_dir`` at ``precision`` (fp32 or int8), run on ``device`` (cpu, cuda, auto)."""
     model_dir = Path(model_dir)
+    if precision not in PRECISIONS:
+        raise ValueError(f"Invalid precision {precision!r}. Use fp32 or int8.")
     missing = [name for name in (MODEL_FILE, METADATA_FILE) if not (model_dir / name).is_file()]
     if missing:
         raise FileNotFoundError(
@@ -44,9 +50,14 @@ def load_model(model_dir: str | Path) -> ExportedModel:
             "(before the fix that added RESIZE): its predictions would be wrong. Re-run the pipeline and export again."
         )
     resize = metadata.get("resize", "stretch")  # models exported before RESIZE existed were stretched
-    session = onnx_io.session(model_dir / MODEL_FILE)
+    if not (model_dir / PRECISIONS[precision]).is_file():
+        raise FileNotFoundError(
+            f"{str(model_dir)!r} has no {PRECISIONS[precision]}: export writes the int8 model only when it keeps "
+            "validation accuracy within 0.5 point of fp32 (see its MODEL_CARD.md). Use --precision fp32."
+        )
+    session = onnx_io.session(model_dir / PRECISIONS[precision], device)
     decision = metadata.get("decision")  # a threshold chosen on validation, if the evaluation was asked for one
-    return ExportedModel(session, metadata["classes"], metadata["resolution"], resize, metadata, decision)
+    return ExportedModel(session, metadata["classes"], metadata["resolution"], resize, metadata, precision, decision)
 
 
 def predict(model: ExportedModel, batch: np.ndarray) -> np.ndarray:
