@@ -12,10 +12,12 @@ import pytest
 from .conftest import TEMPLATE, bake
 
 COMMON = {
+    ".dockerignore",
     ".github/workflows/ci.yml",
     ".gitignore",
     ".pre-commit-config.yaml",
     "CHANGELOG.md",
+    "Dockerfile",
     "Makefile",
     "README.md",
     "pyproject.toml",
@@ -34,6 +36,7 @@ COMMON = {
     "docs/project_charter.md",
     "tests/conftest.py",
     "tests/test_backbone_reference.py",
+    "tests/test_batch_score.py",
     "tests/test_cli.py",
     "tests/test_config.py",
     "tests/test_acquisition_pipeline.py",
@@ -48,10 +51,14 @@ COMMON = {
     "tests/test_gpu.py",
     "tests/test_model_train.py",
     "tests/test_notebooks.py",
+    "tests/test_page.py",
     "tests/test_probe.py",
     "tests/test_review.py",
     "tests/test_samples.py",
     "tests/test_serve.py",
+    "tests/test_serve_extra.py",
+    "tests/test_service_hostile.py",
+    "tests/http_load.py",
     "tests/test_sources.py",
     "tests/test_training_runs.py",
 }
@@ -59,7 +66,7 @@ MODULES = set(
     """
     __init__.py __main__.py
     core/__init__.py core/cli.py core/config.py core/decision.py core/docs.py core/errors.py core/images.py
-    core/onnx_io.py core/paths.py core/pipeline.py core/plots.py core/run_folder.py core/tracking.py
+    core/onnx_io.py core/paths.py core/pipeline.py core/plots.py core/run_folder.py core/tables.py core/tracking.py
     acquisition/__init__.py acquisition/checks.py acquisition/download.py acquisition/duplicates.py
     acquisition/manifest.py acquisition/report.py acquisition/review.py acquisition/samples/__init__.py
     acquisition/sources.py acquisition/splits.py acquisition/steps.py
@@ -68,7 +75,9 @@ MODULES = set(
     modeling/probe.py modeling/report.py
     modeling/steps.py modeling/sweep.py modeling/threshold.py modeling/train.py
     deployment/__init__.py deployment/batch_score.py deployment/export.py deployment/predict.py deployment/registry.py
-    deployment/report.py deployment/serve.py deployment/steps.py
+    deployment/page/index.html
+    deployment/batcher.py deployment/service_metrics.py deployment/service_middleware.py deployment/service_settings.py
+    deployment/report.py deployment/serve.py deployment/shards.py deployment/steps.py
     """.split()
 )
 

@@ -4,11 +4,12 @@ Source images are only ever read, never written, moved or deleted.
 """
 
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -76,9 +77,12 @@ def load_image(path, resolution: int, resize: str = DEFAULT_RESIZE) -> np.ndarra
 def to_rgb(image: Image.Image) -> Image.Image:
     """Grayscale, palette, RGBA, CMYK and 16-bit images as 8-bit RGB."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        pixels = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if pixels.max() > 255 else 255.0
-        image = Image.fromarray((pixels * (255.0 / peak)).astype(np.uint8), mode="L")
+        pixels = np.asarray(image).astype(np.uint32)  # in place from here on: one 4-byte copy, not float64's
+        peak = 65535 if pixels.max() > 255 else 255
+        np.minimum(pixels, peak, out=pixels)
+        pixels *= 255
+        pixels //= peak
+        image = Image.fromarray(pixels.astype(np.uint8), mode="L")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         background = Image.new("RGB", image.size, (255, 255, 255))
         background.paste(image.convert("RGBA"), mask=image.convert("RGBA").split()[-1])
@@ -90,3 +94,45 @@ def load_batch(paths: list[str], resolution: int, resize: str = DEFAULT_RESIZE) 
     """Float32 NCHW batch on the 0-255 scale, the input every model here takes."""
     images = np.stack([load_image(p, resolution, resize) for p in paths])
     return images.transpose(0, 3, 1, 2).astype(np.float32)
+
+
+# Untrusted images (the service, the batch scorer) are refused above these, from the header, before any decoding.
+DEFAULT_MAX_PIXELS = 40_000_000  # a 40-megapixel photo; 8-bit RGB of it is 120 MB
+DEFAULT_MAX_SIDE = 20_000
+
+
+class ImageRefused(ValueError):
+    """A file that is not an image this project can read, or one too large to decode safely; says which and why."""
+
+
+def read_checked(
+    source,
+    resolution: int,
+    resize: str = DEFAULT_RESIZE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_side: int = DEFAULT_MAX_SIDE,
+) -> np.ndarray:
+    """``load_image`` for untrusted input: sizes are checked from the header before decoding, and every failure,
+    whatever Pillow raises, becomes an ``ImageRefused`` with a short reason (no internals)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                width, height = image.size
+                if width < 1 or height < 1 or width > max_side or height > max_side or width * height > max_pixels:
+                    raise ImageRefused(
+                        f"{width}x{height} pixels is over the limit of {max_pixels:,} pixels "
+                        f"and {max_side:,} a side; send a smaller image"
+                    )
+                image.load()
+                return np.asarray(to_square(to_rgb(ImageOps.exif_transpose(image)), resolution, resize))
+    except ImageRefused:
+        raise
+    except UnidentifiedImageError:
+        raise ImageRefused("not an image: no image format recognised in the data") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRefused(f"too large to decode safely: over the limit of {max_pixels:,} pixels") from None
+    except MemoryError:
+        raise ImageRefused("too large to decode in the memory available") from None
+    except Exception:  # Pillow raises OSError, SyntaxError, ValueError, EOFError, struct.error ... on damaged data
+        raise ImageRefused("corrupt or truncated image data") from None

@@ -53,14 +53,19 @@ def providers(device: str = "cpu") -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def session(path: Path, device: str = "cpu", threads: int = 0):
-    """An ONNX Runtime session on ``device``; on CPU it uses ``threads`` cores (0: every core this process may use)."""
+def session(path: Path, device: str = "cpu", threads: int = 0, spin: bool = True):
+    """An ONNX Runtime session on ``device``; on CPU it uses ``threads`` cores (0: every core this process may use).
+
+    ``spin=False`` lets its threads sleep between calls instead of busy-waiting: for processes that also decode
+    images or answer HTTP on the same cores (the scorer, the service)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
     options.intra_op_num_threads = threads or cores
     options.log_severity_level = 3
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=providers(device))
 
 

@@ -55,7 +55,7 @@ def load_model(model_dir: str | Path, precision: str = "fp32", device: str = "cp
             f"{str(model_dir)!r} has no {PRECISIONS[precision]}: export writes the int8 model only when it keeps "
             "validation accuracy within 0.5 point of fp32 (see its MODEL_CARD.md). Use --precision fp32."
         )
-    session = onnx_io.session(model_dir / PRECISIONS[precision], device)
+    session = onnx_io.session(model_dir / PRECISIONS[precision], device, spin=False)  # decoders share the cores
     decision = metadata.get("decision")  # a threshold chosen on validation, if the evaluation was asked for one
     return ExportedModel(session, metadata["classes"], metadata["resolution"], resize, metadata, precision, decision)
 

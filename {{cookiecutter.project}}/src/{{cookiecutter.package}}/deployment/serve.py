@@ -1,59 +1,223 @@
-"""REST service for an exported model: GET /health, POST /predict (an image file)."""
+"""REST service for an exported model: a page at /, POST /predict (one or more images), /health, /ready, /metrics.
 
+Built to stay up whatever it is sent: bodies, images and the queue are bounded (see ServiceSettings); images are
+decoded on worker threads and the model runs on its own thread with micro-batching, so the event loop only moves
+bytes; every refusal is a 4xx (or a 503 with Retry-After when busy) with a message that names the file and the fix.
+"""
+
+import asyncio
+import hmac
 import io
+import json
+import logging
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from importlib.resources import files as package_files
 from pathlib import Path
+from typing import IO
 
+import numpy as np
 import requests
-from fastapi import FastAPI, File, HTTPException, UploadFile
-from PIL import UnidentifiedImageError
+from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from .predict import load_model, predict_image
+from ..core.images import ImageRefused, read_checked
+from .batcher import MicroBatcher, QueueFull
+from .predict import ExportedModel, load_model, predict
+from .service_metrics import ServiceMetrics
+from .service_middleware import BodyLimit, RequestLog
+from .service_settings import ServiceSettings
+
+log = logging.getLogger("service")
+RETRY_AFTER_S = 1
 
 
-def create_app(model_dir: str | Path, registered: dict[str, object] | None = None) -> FastAPI:
+def create_app(
+    model_dir: str | Path,
+    registered: dict[str, object] | None = None,
+    settings: ServiceSettings | None = None,
+    precision: str = "fp32",
+    device: str = "cpu",
+) -> FastAPI:
     """The service for an exported model folder; ``registered`` says which registry version it is, if any."""
-    model = load_model(model_dir)
-    app = FastAPI(title="Image classifier", version=str(model.metadata.get("version", "0.1.0")))
+    settings = settings or ServiceSettings()
+    model = load_model(model_dir, precision, device)
+    metrics = ServiceMetrics()
+    batcher = MicroBatcher(
+        lambda batch: predict(model, batch),
+        settings.max_batch,
+        settings.max_wait_ms / 1000,
+        settings.max_queue,
+        metrics.batch,
+    )
+    decoder = ThreadPoolExecutor(max_workers=settings.decode_workers, thread_name_prefix="decode")
+    identity = _identity(model, registered or {})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        log.info(json.dumps({"event": "ready", **identity}))
+        yield
+        await batcher.stop()  # uvicorn has already drained the requests in flight
+        decoder.shutdown(wait=False, cancel_futures=True)
+        log.info(json.dumps({"event": "stopped"}))
+
+    app = FastAPI(title="Image classifier", version=str(model.metadata.get("version", "0.1.0")), lifespan=lifespan)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.read_timeout_s,
+        max_uploads=settings.max_uploads,
+    )
+    app.add_middleware(RequestLog, metrics=metrics)  # outermost: every answer, refusals included, gets an id
+
+    def require_key(request: Request) -> None:
+        given = request.headers.get("x-api-key", "")
+        if settings.api_key and not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+            raise HTTPException(401, "Missing or wrong API key: send it in the X-API-Key header.")
+
+    @app.exception_handler(QueueFull)
+    async def busy(request: Request, error: QueueFull) -> JSONResponse:
+        detail = f"The service is busy ({error}); retry in {RETRY_AFTER_S} s."
+        return JSONResponse({"detail": detail}, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(package_files(__package__).joinpath("page/index.html").read_text(encoding="utf-8"))
 
     @app.get("/health")
-    def health() -> dict[str, object]:
+    async def health() -> dict[str, object]:
+        """Liveness: answers while the process runs, whatever the load."""
         return {
             "status": "ok",
             "classes": model.classes,
             "backbone": model.metadata.get("backbone"),
             "resolution": model.resolution,
             "resize": model.resize,  # how every image is made square before the model sees it
-            "registered": registered or {},  # name, version and aliases when served from the registry
+            "precision": model.precision,
+            "model": registered or {},  # name, version and aliases when served from the registry
+            "api_key_required": bool(settings.api_key),
         }
 
-    @app.post("/predict")
-    async def predict(file: UploadFile = File(...)) -> dict[str, object]:
-        content = await file.read()
-        try:
-            return predict_image(model, io.BytesIO(content))
-        except (UnidentifiedImageError, OSError) as error:
-            raise HTTPException(status_code=400, detail=f"{file.filename!r} is not a readable image: {error}") from None
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        """Readiness: the model is loaded and the queue has room."""
+        room = batcher.running and batcher.waiting < settings.max_queue
+        return JSONResponse({"ready": room, "waiting": batcher.waiting}, 200 if room else 503)
+
+    @app.get("/metrics", dependencies=[Depends(require_key)])
+    async def prometheus() -> Response:
+        metrics.queue.set(batcher.waiting)
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    @app.post("/predict", dependencies=[Depends(require_key)])
+    async def predict_images(
+        request: Request, files: list[UploadFile] | None = File(None), file: UploadFile | None = File(None)
+    ) -> dict[str, object]:
+        """Labels and class probabilities for one or more images (multipart field ``files``, or ``file``)."""
+        uploads = ([file] if file else []) + list(files or [])
+        _check_count(len(uploads), settings.max_images)
+        images = await asyncio.gather(*(_decode(upload, model, settings, decoder) for upload in uploads))
+        refused = [(upload, reason) for upload, reason in zip(uploads, images) if isinstance(reason, str)]
+        metrics.images.labels("refused").inc(len(refused))
+        if refused:
+            raise HTTPException(400, "; ".join(f"{_name(u)} is not usable: {reason}" for u, reason in refused))
+        metrics.images.labels("ok").inc(len(images))
+        probs = await batcher.submit(np.stack(images))
+        predictions = [
+            {"filename": upload.filename or "", "label": label, "probabilities": dict(zip(model.classes, map(float, row)))}
+            for upload, label, row in zip(uploads, model.labels(probs), probs)
+        ]
+        return {"model": identity, "predictions": predictions, "request_id": request.state.request_id}
 
     return app
 
 
-def run(model: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve an exported model folder, or a registered version (``models:/<name>@<alias>``)."""
+def _identity(model: ExportedModel, registered: dict) -> dict[str, object]:
+    """Which model answered: in every prediction, so a client can tell versions apart."""
+    return {
+        "name": registered.get("name") or model.metadata.get("project", ""),
+        "version": registered.get("version"),
+        "aliases": registered.get("aliases", []),
+        "precision": model.precision,
+        "backbone": model.metadata.get("backbone"),
+    }
+
+
+def _check_count(count: int, limit: int) -> None:
+    if count == 0:
+        raise HTTPException(422, "No image received: send one or more files in the multipart field 'files'.")
+    if count > limit:
+        raise HTTPException(413, f"{count} images in one request; send at most {limit} per request.")
+
+
+def _name(upload: UploadFile) -> str:
+    return repr((upload.filename or "unnamed")[:120])
+
+
+async def _decode(upload: UploadFile, model: ExportedModel, settings: ServiceSettings, pool) -> np.ndarray | str:
+    """The image as float32 CHW ready for the model, or the reason it cannot be used."""
+    data = await upload.read()
+    if not data:
+        return "the file is empty (0 bytes)"
+    loop = asyncio.get_running_loop()
+    work = loop.run_in_executor(
+        pool, read_checked, io.BytesIO(data), model.resolution, model.resize, settings.max_pixels, settings.max_side
+    )
+    try:
+        image = await asyncio.wait_for(work, settings.decode_timeout_s)
+    except ImageRefused as error:
+        return str(error)
+    except asyncio.TimeoutError:
+        return f"took longer than {settings.decode_timeout_s:g} s to decode; send a smaller image"
+    return image.transpose(2, 0, 1).astype(np.float32)
+
+
+def configure_logging() -> None:
+    """One JSON object a line on stderr for the service's own events (uvicorn's access log is replaced by them)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def run(
+    model: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    settings: ServiceSettings | None = None,
+    precision: str = "fp32",
+    device: str = "cpu",
+) -> None:
+    """Serve an exported model folder, or a registered version (``models:/<name>@<alias>``), until SIGTERM/SIGINT."""
     import uvicorn
 
     from .registry import fetch, is_registry_uri
 
+    settings = settings or ServiceSettings()
     registered = {}
     if is_registry_uri(model):
         model, registered = fetch(str(model))
         print(f"serving {registered['uri']}: version {registered['version']} {registered['aliases']}", flush=True)
-    uvicorn.run(create_app(model, registered), host=host, port=port, log_level="info")
+    configure_logging()
+    sys.setswitchinterval(0.001)  # hand the GIL back to the event loop sooner when decoder threads hold it
+    uvicorn.run(
+        create_app(model, registered, settings, precision, device),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keep_alive_s,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -62,38 +226,47 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+class RunningService(str):
+    """The URL of a service started by ``running_service``, with its process and what it printed."""
+
+    process: subprocess.Popen
+    output: IO[str]
+
+    def log(self) -> str:
+        self.output.flush()
+        self.output.seek(0)
+        return self.output.read()
+
+
 @contextmanager
-def running_service(model_dir: str | Path, port: int | None = None, timeout: float = 60.0) -> Iterator[str]:
-    """Start ``python -m <package> serve`` on 127.0.0.1, yield its URL, stop it on exit."""
+def running_service(
+    model_dir: str | Path, port: int | None = None, timeout: float = 60.0, args: tuple[str, ...] = (), env=None
+) -> Iterator[RunningService]:
+    """Start ``python -m <package> serve`` on 127.0.0.1 (extra ``args`` for it), yield its URL, stop it on exit."""
     port = port or free_port()
-    command = [
-        sys.executable,
-        "-m",
-        __package__.partition(".")[0],
-        "serve",
-        "--model",
-        str(model_dir),
-        "--port",
-        str(port),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(process, url, timeout)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    command = [sys.executable, "-m", __package__.partition(".")[0], "serve", "--model", str(model_dir)]
+    command += ["--port", str(port), *args]
+    with tempfile.TemporaryFile("w+") as output:  # a file, not a pipe: a full pipe would stall the service's logging
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, text=True, env=env)
+        service = RunningService(f"http://127.0.0.1:{port}")
+        service.process, service.output = process, output
+        try:
+            _wait_until_ready(service, timeout)
+            yield service
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
-def _wait_until_healthy(process: subprocess.Popen, url: str, timeout: float) -> None:
+def _wait_until_ready(service: RunningService, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"The service exited with code {process.returncode}:\n{process.stdout.read()}")
+        if service.process.poll() is not None:
+            raise RuntimeError(f"The service exited with code {service.process.returncode}:\n{service.log()[-5000:]}")
         try:
-            if requests.get(f"{url}/health", timeout=2).ok:
+            if requests.get(f"{service}/ready", timeout=2).ok:
                 return
         except requests.ConnectionError:
-            time.sleep(0.3)
-    raise TimeoutError(f"The service at {url} did not answer /health within {timeout:.0f} s.")
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"The service at {service} was not ready within {timeout:.0f} s.")

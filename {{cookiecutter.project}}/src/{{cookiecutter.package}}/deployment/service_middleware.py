@@ -1,0 +1,120 @@
+"""Two ASGI layers in front of every route: a request id with a JSON log line and metrics for each request, and
+a body limit that reads the whole body (at most max bytes, within a time limit) before any parsing."""
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+
+from .service_metrics import ServiceMetrics
+
+log = logging.getLogger("service")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # a caller's X-Request-ID is kept only if it is this tame
+
+
+async def send_json(send, status: int, detail: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})
+
+
+def header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+class RequestLog:
+    """Gives each request an id (X-Request-ID in and out), then logs one JSON line and counts it in the metrics."""
+
+    def __init__(self, app, metrics: ServiceMetrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        given = header(scope, b"x-request-id") or ""
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id
+        started, status = time.perf_counter(), 500
+
+        async def send_with_id(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            self.metrics.request(scope["path"], status, seconds)
+            line = {"request_id": request_id, "method": scope["method"], "path": scope["path"][:200]}
+            line.update(status=status, ms=round(seconds * 1000, 1), client=(scope.get("client") or ["?"])[0])
+            log.info(json.dumps(line))
+
+
+class BodyLimit:
+    """Refuses a body over ``max_bytes`` (413) or slower than ``timeout_s`` (408) before the app parses it.
+
+    The body is read here whole, so memory per request is bounded by the limit, and the app sees it replayed.
+    At most ``max_uploads`` requests with a body are handled at once; the others wait their turn (unread, in the
+    kernel's buffers) for up to ``timeout_s``, then get 503 with Retry-After: memory stays bounded under any load."""
+
+    def __init__(self, app, max_bytes: int, timeout_s: float, max_uploads: int):
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+        self.uploads = asyncio.Semaphore(max_uploads)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+            return await self.app(scope, receive, send)
+        declared = header(scope, b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            return await send_json(send, 413, self._too_large())
+        try:
+            await asyncio.wait_for(self.uploads.acquire(), self.timeout_s)
+        except asyncio.TimeoutError:
+            return await send_json(send, 503, "The service is busy; retry in 1 s.", [(b"retry-after", b"1")])
+        try:
+            await self._handle(scope, receive, send)
+        finally:
+            self.uploads.release()
+
+    async def _handle(self, scope, receive, send):
+        try:
+            body = await asyncio.wait_for(self._read(receive), self.timeout_s)
+        except asyncio.TimeoutError:
+            return await send_json(send, 408, f"The request body did not arrive within {self.timeout_s:g} s.")
+        if body is None:
+            return await send_json(send, 413, self._too_large())
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: wait for the client to disconnect, as ASGI expects
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _read(self, receive) -> bytes | None:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return b""
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                return None
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    def _too_large(self) -> str:
+        return f"The request body is larger than {self.max_bytes / 1024 / 1024:g} MB; send fewer or smaller images."

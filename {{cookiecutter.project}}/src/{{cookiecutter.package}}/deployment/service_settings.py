@@ -1,0 +1,51 @@
+"""The service's limits and knobs, in one place: every one has a safe default and a `serve` flag."""
+
+import os
+from dataclasses import dataclass, fields
+
+from ..core.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    # What one request may carry: the body is refused (413) past max_body_mb before it is parsed.
+    max_body_mb: float = 16.0
+    max_uploads: int = 24  # requests holding a body at once (memory: max_uploads x max_body_mb); others wait
+    max_images: int = 32  # images in one request
+    max_pixels: int = DEFAULT_MAX_PIXELS  # per image, read from its header before decoding (400 above)
+    max_side: int = DEFAULT_MAX_SIDE
+    decode_timeout_s: float = 10.0
+    read_timeout_s: float = 30.0  # the whole body must arrive within this (408), so slow senders cannot hold memory
+    # Micro-batching: requests that arrive within max_wait_ms share one ONNX Runtime call of up to max_batch images.
+    max_batch: int = 32
+    max_wait_ms: float = 5.0
+    max_queue: int = 256  # images waiting for the model; more get 503 with Retry-After
+    decode_threads: int = 0  # 0: one per core
+    # Connections (idle keep-alive ones included): uvicorn answers 503 past max_connections, closes idle ones after
+    # keep_alive_s, and on SIGTERM stops accepting and finishes the requests in flight for up to shutdown_grace_s.
+    max_connections: int = 512
+    keep_alive_s: float = 5.0
+    shutdown_grace_s: float = 10.0
+    api_key: str = ""  # when set, /predict and /metrics need it in the X-API-Key header (never logged)
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.name != "api_key" and not (value > 0 or (field.name == "decode_threads" and value == 0)):
+                raise ValueError(f"Service setting --{field.name.replace('_', '-')}={value} must be positive.")
+        if self.max_images > self.max_queue:
+            raise ValueError(f"--max-images={self.max_images} must not exceed --max-queue={self.max_queue}.")
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def decode_workers(self) -> int:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return self.decode_threads or cores
+
+
+def setting_names() -> list[str]:
+    """The settings a `serve` flag can set (the API key comes from an environment variable, never a flag)."""
+    return [field.name for field in fields(ServiceSettings) if field.name != "api_key"]

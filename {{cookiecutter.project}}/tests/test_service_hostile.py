@@ -1,0 +1,166 @@
+"""The service against what an attacker or a careless client sends, and against load, over real HTTP.
+
+Acceptance: no 5xx for any of it, the server's memory stays under 1.5 GB, and under 16 clients /health still
+answers within 100 ms (p99) with no request failing.
+"""
+
+import io
+import json
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from {{ cookiecutter.package }}.deployment.serve import running_service
+
+MEMORY_LIMIT_MB = 1536
+pytestmark = pytest.mark.slow
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """45 bytes: a PNG that declares width x height pixels and holds none (a decompression-bomb header)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IEND", b"")
+
+
+def png_16bit_grey(side: int) -> bytes:
+    """A real, valid 16-bit greyscale PNG of side x side (zeros), built row by row so the test stays small."""
+    ihdr = struct.pack(">IIBBBBB", side, side, 16, 0, 0, 0, 0)
+    packer, row, parts = zlib.compressobj(9), b"\x00" * (1 + 2 * side), []
+    parts = [packer.compress(row) for _ in range(side)] + [packer.flush()]
+    data = b"".join(parts)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
+
+
+def encoded(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def hostile_files() -> dict[str, bytes]:
+    """Named payloads: bomb headers, huge images, truncated and mutated images of every format, random bytes."""
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).resize((256, 256), Image.BICUBIC)
+    originals = {fmt: encoded(photo, fmt) for fmt in ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")}
+    files = {
+        "bomb-header.png": png_header_only(100_000, 100_000),
+        "wide-header.png": png_header_only(1_000_000, 1),
+        "zero-size.png": png_header_only(0, 0),
+        "huge-16bit-13000.png": png_16bit_grey(13_000),
+        "large-16bit-6000.png": png_16bit_grey(6_000),  # 36 megapixels: under the limit, really decoded
+        "random-1.png": rng.bytes(1),
+        "random-4k.jpg": rng.bytes(4096),
+        "random-1m.bin": rng.bytes(1 << 20),
+    }
+    for fmt, data in originals.items():
+        for cut in (8, 30, len(data) // 2, len(data) - 1):
+            files[f"truncated-{cut}.{fmt.lower()}"] = data[:cut]
+        for k in range(12):
+            mutated = bytearray(data)
+            for position in rng.integers(0, len(data), size=int(rng.integers(1, 8))):
+                mutated[position] = int(rng.integers(0, 256))
+            files[f"mutated-{k}.{fmt.lower()}"] = bytes(mutated)
+    return files
+
+
+def raw_bodies() -> dict[str, tuple[str, bytes]]:
+    """Named (content type, body) pairs that are not well-formed uploads at all."""
+    part = b'--b\r\nContent-Disposition: form-data; name="files"; filename="a.png"\r\n\r\nxyz\r\n'
+    return {
+        "no boundary": ("multipart/form-data", part + b"--b--\r\n"),
+        "wrong boundary": ("multipart/form-data; boundary=zz", part + b"--b--\r\n"),
+        "unterminated": ("multipart/form-data; boundary=b", part),
+        "garbage": ("multipart/form-data; boundary=b", b"\x00\xff" * 1000),
+        "2000 parts": ("multipart/form-data; boundary=b", part * 2000 + b"--b--\r\n"),
+        "json": ("application/json", b'{"files": "x"}'),
+        "form": ("application/x-www-form-urlencoded", b"files=abc"),
+        "no content type": ("", b"\x89PNG"),
+    }
+
+
+def raw_status(url: str, header: str, body: bytes) -> int:
+    """Status of a POST /predict written by hand (requests would correct a wrong Content-Length)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"POST /predict HTTP/1.1\r\nHost: {host}\r\n{header}\r\n\r\n".encode() + body)
+        return int(sock.recv(4096).split(b" ")[1])
+
+
+def peak_memory_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
+@pytest.fixture(scope="module")
+def service(exported_model):
+    with running_service(exported_model) as url:
+        yield url
+
+
+def test_hostile_corpus_gets_4xx_never_5xx_and_memory_stays_bounded(service, tiny_images):
+    answers = {}
+    for name, data in hostile_files().items():
+        answers[name] = requests.post(f"{service}/predict", files={"files": (name, data)}, timeout=120)
+    for name, (content_type, body) in raw_bodies().items():
+        headers = {"Content-Type": content_type} if content_type else {}
+        answers[name] = requests.post(f"{service}/predict", data=body, headers=headers, timeout=60)
+    padded = encoded(Image.new("RGB", (8, 8)), "PNG") + b"\x00" * (50 << 20)  # a valid PNG padded to 50 MB
+    answers["padded-50mb.png"] = requests.post(f"{service}/predict", files={"files": ("p.png", padded)}, timeout=120)
+    statuses = {name: answer.status_code for name, answer in answers.items()}
+    statuses["declared 1 GB"] = raw_status(service, f"Content-Length: {1 << 30}", b"x")  # a lying header
+    statuses["declared nonsense"] = raw_status(service, "Content-Length: -5", b"x")
+    assert all(code < 500 for code in statuses.values()), {n: answers[n].text for n, c in statuses.items() if c >= 500}
+    assert statuses["bomb-header.png"] == statuses["huge-16bit-13000.png"] == 400
+    assert "over the limit" in answers["huge-16bit-13000.png"].json()["detail"]
+    assert statuses["large-16bit-6000.png"] == 200, "36 megapixels is allowed and decoded"
+    assert statuses["padded-50mb.png"] == statuses["declared 1 GB"] == 413 and statuses["declared nonsense"] == 400
+    cut_short = ("truncated-8.", "truncated-30.", "random-")  # a file cut at its last byte may still decode
+    assert all(statuses[name] == 400 for name in statuses if name.startswith(cut_short))
+    for answer in answers.values():  # messages leak no internals
+        assert "Traceback" not in answer.text and "File \"" not in answer.text
+    good = next(tiny_images.rglob("*.png"))
+    assert requests.post(f"{service}/predict", files={"files": good.open("rb")}, timeout=60).status_code == 200
+    peak = peak_memory_mb(service.process.pid)
+    print(f"{len(statuses)} hostile requests, statuses {sorted(set(statuses.values()))}, peak memory {peak:.0f} MB")
+    assert peak < MEMORY_LIMIT_MB
+
+
+def test_schema_driven_fuzzing_finds_no_server_error(service):
+    command = [sys.executable, "-m", "schemathesis.cli", "run", f"{service}/openapi.json"]
+    command += ["--checks", "not_a_server_error", "--max-examples", "150", "--seed", "1", "--workers", "1"]
+    result = subprocess.run(command + ["--no-color"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "passed" in result.stdout and "generated" in result.stdout
+    assert peak_memory_mb(service.process.pid) < MEMORY_LIMIT_MB
+
+
+def test_load_of_16_clients_sees_no_error_and_health_stays_fast(exported_model, tiny_images):
+    """The load comes from another process (tests/http_load.py), so this one measures /health undisturbed."""
+    image = next(tiny_images.rglob("*.png"))
+    latencies = []
+    with running_service(exported_model) as url, requests.Session() as session:
+        command = [sys.executable, str(Path(__file__).with_name("http_load.py")), url, str(image)]
+        load = subprocess.Popen([*command, "--requests", "2000", "--clients", "16"], stdout=subprocess.PIPE, text=True)
+        while load.poll() is None:
+            started = time.perf_counter()
+            assert session.get(f"{url}/health", timeout=10).status_code == 200
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.02)
+        figures = json.loads(load.stdout.read())
+    p99 = float(np.percentile(latencies, 99))
+    print(f"load: {figures}; /health p99 {p99 * 1000:.1f} ms over {len(latencies)} probes")
+    assert load.returncode == 0 and figures["failures"] == [] and figures["requests"] == 2000
+    assert len(latencies) > 20 and p99 < 0.1
