@@ -86,3 +86,21 @@ def test_torchrun_trains_with_nccl(tmp_path, tiny_images, weights):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"{processes} process(es) on cuda" in result.stdout
     assert (tmp_path / "models" / "fine_tuned" / "model.pt").is_file()
+
+
+def test_service_micro_batches_on_cuda(exported_model, tiny_images):
+    import onnxruntime
+    import requests
+
+    from {{ cookiecutter.package }}.deployment.predict import load_model, predict_image
+    from {{ cookiecutter.package }}.deployment.serve import running_service
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("ONNX Runtime has no CUDA provider here: pip install onnxruntime-gpu")
+    image = next(tiny_images.rglob("*.png"))
+    expected = predict_image(load_model(exported_model), image)
+    with running_service(exported_model, args=("--device", "cuda")) as url:
+        answer = requests.post(f"{url}/predict", files={"files": image.open("rb")}, timeout=60).json()
+    got = answer["predictions"][0]
+    assert got["label"] == expected["label"]
+    np.testing.assert_allclose(list(got["probabilities"].values()), list(expected["probabilities"].values()), atol=1e-3)

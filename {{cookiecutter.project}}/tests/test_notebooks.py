@@ -101,7 +101,7 @@ def test_each_notebook_recorded_its_results(smoke_run):
     assert all(set(row) == {"C", "train_accuracy", "val_accuracy", "val_log_loss"} for row in curve), "no test score"
     assert results["01_export"]["onnx_gap"] < 1e-3
     assert results["02_batch_score"]["n_scored"] == json.loads((out / "metrics.json").read_text())["n_test"]
-    assert results["03_web_service"]["answer"]["label"] in ("horizontal", "vertical")
+    assert results["03_web_service"]["prediction"]["label"] in ("horizontal", "vertical")
     assert results["02_fine_tune"]["best_epoch"] == 1
     assert results["02_explore_and_review"]["n_reviewed_by_probe"] == results["01_acquire_data"]["split_counts"].get(
         "train", 0
@@ -182,9 +182,9 @@ def test_the_registered_candidate_is_served_from_the_registry(smoke_run, mlflow_
     with running_service(f"models:/{registered['name']}@candidate") as url:
         health = requests.get(f"{url}/health", timeout=10).json()
         with next(tiny_images.rglob("*.png")).open("rb") as image:
-            answer = requests.post(f"{url}/predict", files={"file": image}, timeout=30)
+            answer = requests.post(f"{url}/predict", files={"files": image}, timeout=30)
     assert health["registered"]["version"] == registered["version"] and "candidate" in health["registered"]["aliases"]
-    assert answer.status_code == 200 and answer.json()["label"] in ("horizontal", "vertical")
+    assert answer.status_code == 200 and answer.json()["predictions"][0]["label"] in ("horizontal", "vertical")
 
 
 def test_promote_refuses_a_version_whose_classes_differ_unless_forced(smoke_run, mlflow_server, tmp_path):

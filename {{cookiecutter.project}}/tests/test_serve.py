@@ -2,6 +2,8 @@
 
 import asyncio
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -37,7 +39,9 @@ def test_service_answers_health_and_several_images_in_order(exported_model, tiny
     for path, prediction in zip(images, body["predictions"]):  # each answer is that image's, in order
         expected = predict_image(model, path)
         assert prediction["label"] == expected["label"]
-        assert np.allclose(list(prediction["probabilities"].values()), list(expected["probabilities"].values()), atol=1e-5)
+        assert np.allclose(
+            list(prediction["probabilities"].values()), list(expected["probabilities"].values()), atol=1e-5
+        )
     assert single["predictions"][0]["filename"] == images[0].name, "the field 'file' works too"
     try:
         requests.get(f"{url}/health", timeout=2)
@@ -149,3 +153,13 @@ def test_micro_batcher_groups_waiting_requests_and_refuses_past_its_queue():
     inputs, results = asyncio.run(scenario())
     assert [float(r[0, 0]) for r in results] == [2.0 * i for i in range(10)], "each caller gets its own rows"
     assert calls[:2] == [8, 2], calls
+
+
+def test_cuda_without_a_cuda_runtime_is_one_clear_line(exported_model):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this ONNX Runtime has CUDA: the GPU tests cover --device cuda")
+    command = [sys.executable, "-m", "{{ cookiecutter.package }}", "serve", "--model", str(exported_model)]
+    result = subprocess.run([*command, "--device", "cuda"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "onnxruntime-gpu" in result.stderr and "Traceback" not in result.stderr

@@ -131,7 +131,11 @@ def create_app(
         metrics.images.labels("ok").inc(len(images))
         probs = await batcher.submit(np.stack(images))
         predictions = [
-            {"filename": upload.filename or "", "label": label, "probabilities": dict(zip(model.classes, map(float, row)))}
+            {
+                "filename": upload.filename or "",
+                "label": label,
+                "probabilities": dict(zip(model.classes, map(float, row))),
+            }
             for upload, label, row in zip(uploads, model.labels(probs), probs)
         ]
         return {"model": identity, "predictions": predictions, "request_id": request.state.request_id}
