@@ -18,7 +18,7 @@ PACKAGE = "{{ cookiecutter.package }}"
 
 
 # What `pip install .[pipeline]` adds to the `serve` extra: none of it may be imported to score or serve.
-NOT_IN_THE_SERVE_EXTRA = ("torch", "torchvision", "pandas", "sklearn", "matplotlib", "imgaug", "cv2", "tqdm", "onnx")
+NOT_IN_THE_SERVE_EXTRA = ("torch", "torchvision", "pandas", "sklearn", "matplotlib", "imgaug", "cv2", "onnx")
 
 
 def torch_refused(tmp_path) -> dict[str, str]:
@@ -37,7 +37,7 @@ def test_the_blocker_really_blocks_torch(tmp_path):
 
 
 def test_importing_the_deployment_package_loads_neither_torch_nor_modeling():
-    modules = ["deployment", "deployment.predict", "deployment.batch_score", "deployment.serve"]
+    modules = ["deployment", "deployment.predict", "deployment.batch_score", "deployment.shards", "deployment.serve"]
     modules += ["deployment.export", "deployment.steps"]
     code = f"import sys, {', '.join(f'{PACKAGE}.{m}' for m in modules)}\n"
     code += "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch' or '.modeling' in m))"
@@ -61,4 +61,4 @@ def test_the_service_runs_without_torch(exported_model, tiny_images, tmp_path, m
         monkeypatch.setenv(name, value)
     with running_service(exported_model) as url, next(tiny_images.rglob("*.png")).open("rb") as image:
         answer = requests.post(f"{url}/predict", files={"file": image}, timeout=30)
-    assert answer.status_code == 200 and answer.json()["label"] in ("horizontal", "vertical")
+    assert answer.status_code == 200 and answer.json()["predictions"][0]["label"] in ("horizontal", "vertical")

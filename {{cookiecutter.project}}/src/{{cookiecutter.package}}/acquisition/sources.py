@@ -7,11 +7,11 @@
 * a bundled sample, written out as a folder (see ``samples``).
 """
 
-import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core import tables
 from ..core.errors import DataError
 from ..core.images import is_hidden, walk_images
 
@@ -33,7 +33,7 @@ def detect(location: Path) -> Source:
             f"Data source {str(location)!r} does not exist. Set DATA_DIR (or --data-dir) to a folder with one "
             "sub-folder of images per class, a CSV manifest (path,label[,split]) or a URL list (url,label)."
         )
-    header = _first_row(location)
+    header = tables.first_row(location)
     first = header[0].strip().lower() if header else ""
     if first == "url" or first.startswith(("http://", "https://")):
         return Source("urls", location)
@@ -54,16 +54,6 @@ def rows(source: Source, download_dir: Path, workers: int = 8) -> Iterable[dict]
     from .download import download_all
 
     return download_all(url_entries(source.location), download_dir, workers=workers)
-
-
-def _first_row(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        line = f.readline()
-    return next(csv.reader([line], delimiter=_delimiter(path, line)), [])
-
-
-def _delimiter(path: Path, first_line: str) -> str:
-    return "\t" if path.suffix.lower() == ".tsv" or "\t" in first_line else ","
 
 
 def visible_dirs(folder: Path) -> list[Path]:
@@ -102,35 +92,28 @@ def _class_rows(class_dir: Path, split: str) -> Iterator[dict]:
 
 
 def csv_rows(manifest: Path) -> Iterator[dict]:
-    """Rows of a CSV manifest; paths are relative to the CSV's folder unless absolute."""
-    with manifest.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
-        for line, row in enumerate(reader, start=2):
-            path, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
-            if not path or not label:
-                raise DataError(f"{manifest} line {line}: 'path' and 'label' must both be filled in.")
-            split = (row.get("split") or "").strip().lower()
-            if split and split not in SPLIT_FOLDERS:
-                raise DataError(
-                    f"{manifest} line {line}: split {split!r} is not one of train, val, test (or leave it empty)."
-                )
-            full = Path(path) if Path(path).is_absolute() else manifest.parent / path
-            yield {"path": str(full), "label": label, "given_split": SPLIT_FOLDERS.get(split, ""), "origin": path}
+    """Rows of a CSV (or TSV) manifest; paths are relative to the CSV's folder unless absolute."""
+    for row in tables.rows(manifest):
+        path, label = row.get("path"), row.get("label")
+        if not path or not label:
+            raise DataError(f"{row.where}: 'path' and 'label' must both be filled in.")
+        split = row.get("split").lower()
+        if split and split not in SPLIT_FOLDERS:
+            raise DataError(f"{row.where}: split {split!r} is not one of train, val, test (or leave it empty).")
+        full = Path(path) if Path(path).is_absolute() else manifest.parent / path
+        yield {"path": str(full), "label": label, "given_split": SPLIT_FOLDERS.get(split, ""), "origin": path}
 
 
 def url_entries(url_list: Path) -> list[tuple[str, str]]:
     """(url, label) pairs of a CSV or TSV URL list, header optional."""
-    with url_list.open(newline="", encoding="utf-8-sig") as f:
-        text = f.read()
-    delimiter = _delimiter(url_list, text.partition("\n")[0])
     entries = []
-    for line, row in enumerate(csv.reader(text.splitlines(), delimiter=delimiter), start=1):
-        if not row or not "".join(row).strip() or (line == 1 and row[0].strip().lower() == "url"):
+    for line, row in tables.records(url_list):
+        if line == 1 and row[0].lower() == "url":
             continue
-        if len(row) < 2 or not row[1].strip():
+        if len(row) < 2 or not row[1]:
+            delimiter = tables.delimiter_of(url_list)
             raise DataError(f"{url_list} line {line}: expected 'url{delimiter}label', got {row!r}.")
-        entries.append((row[0].strip(), row[1].strip()))
+        entries.append((row[0], row[1]))
     if not entries:
         raise DataError(f"{url_list} lists no URLs.")
     return entries

@@ -2,12 +2,13 @@
 
 ``pipeline`` runs every notebook; one command per stage (``acquire``, ``review``, ``probe``, ``train``,
 ``evaluate``, ``export``) calls the same step functions the notebooks call, on a run folder; ``score`` and
-``serve`` use an exported model (a folder or a registered version) and never load torch; ``promote`` moves
-the registry's ``champion`` alias.
+``serve`` use an exported model (a folder or a registered version) and never load torch (``merge`` joins the
+parts of a sharded ``score``); ``promote`` moves the registry's ``champion`` alias.
 """
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -71,12 +72,26 @@ def build_parser() -> argparse.ArgumentParser:
     score = commands.add_parser("score", help="score images with an exported model into a CSV")
     score.add_argument("--model", required=True, help="exported model folder (<run>/model), or models:/<name>@<alias>")
     score.add_argument("--input", required=True, type=Path, help="folder of images, or CSV with a 'path' column")
-    score.add_argument("--output", required=True, type=Path, help="CSV file to write")
+    score.add_argument("--output", required=True, type=Path, help="CSV file to write (replaced only when complete)")
+    score.add_argument("--batch-size", default=32, type=int, help="images per model call (default: 32)")
+    score.add_argument("--workers", default=0, type=int, help="threads decoding images (default: one per core)")
+    score.add_argument("--resume", action="store_true", help="go on from the rows an interrupted run wrote")
+    score.add_argument(
+        "--shard",
+        help="i/n: score every n-th input from the i-th into <output stem>.shard-i-of-n.csv, then run merge "
+        "(default: from RANK/WORLD_SIZE, SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX)",
+    )
+    score.add_argument("--precision", default="fp32", choices=["fp32", "int8"], help="model to run (default: fp32)")
+    score.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="where (default: cpu)")
+
+    merge = commands.add_parser("merge", help="join the parts of a sharded score into one CSV, in input order")
+    merge.add_argument("--output", required=True, type=Path, help="the --output every shard was given")
 
     serve = commands.add_parser("serve", help="start the REST service for an exported model")
     serve.add_argument("--model", required=True, help="exported model folder (<run>/model), or models:/<name>@<alias>")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", default=8000, type=int)
+    _service_options(serve)
 
     sweep = commands.add_parser("sweep", help="train the probe or the fine-tuning over a grid, choose on validation")
     sweep.add_argument("--run-dir", required=True, help="run folder whose acquisition (manifest) the trials share")
@@ -101,6 +116,24 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--version", required=True, type=int, help="registered version to promote")
     promote.add_argument("--force", action="store_true", help="even if its classes or input differ from the champion's")
     return parser
+
+
+def _service_options(serve: argparse.ArgumentParser) -> None:
+    """Precision, device, API key and one flag per ServiceSettings limit (defaults from there)."""
+    from ..deployment.service_settings import ServiceSettings, setting_names
+
+    serve.add_argument("--precision", default="fp32", choices=["fp32", "int8"], help="int8: the quantized model")
+    serve.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="where the model runs")
+    serve.add_argument(
+        "--api-key-env",
+        default="SERVE_API_KEY",
+        help="environment variable holding the API key; when it is set, /predict and /metrics need X-API-Key",
+    )
+    defaults = ServiceSettings()
+    for name in setting_names():
+        default = getattr(defaults, name)
+        flag = f"--{name.replace('_', '-')}"
+        serve.add_argument(flag, type=type(default), default=default, help=f"(default {default})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,14 +181,29 @@ def _pipeline(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from ..deployment.batch_score import score
 
-    print(score(args.model, args.input, args.output))
+    options = {"batch_size": args.batch_size, "workers": args.workers, "resume": args.resume, "shard": args.shard}
+    try:
+        score(args.model, args.input, args.output, precision=args.precision, device=args.device, **options)
+    except KeyboardInterrupt:  # the scorer has said where its rows are and how to go on
+        return 130
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from ..deployment.shards import merge
+
+    output, rows = merge(args.output)
+    print(f"merged {rows} rows: {output}")
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
     from ..deployment.serve import run
+    from ..deployment.service_settings import ServiceSettings, setting_names
 
-    run(args.model, args.host, args.port)
+    settings = {name: getattr(args, name) for name in setting_names()}
+    settings = ServiceSettings(**settings, api_key=os.environ.get(args.api_key_env, ""))
+    run(args.model, args.host, args.port, settings, args.precision, args.device)
     return 0
 
 
@@ -180,4 +228,11 @@ def _promote(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"pipeline": _pipeline, "score": _score, "serve": _serve, "sweep": _sweep, "promote": _promote}
+COMMANDS = {
+    "pipeline": _pipeline,
+    "score": _score,
+    "merge": _merge,
+    "serve": _serve,
+    "sweep": _sweep,
+    "promote": _promote,
+}

@@ -45,7 +45,8 @@ class ScoringResults:
 class ServiceResults:
     STEP = "03_web_service"
     health: dict
-    answer: dict
+    answer: dict  # the whole answer: model, predictions, request id
+    prediction: dict  # the one image's label and class probabilities
     true_label: str
     image: str
 
@@ -105,7 +106,13 @@ def batch_score(run: RunFolder) -> ScoringResults:
     Its accuracy must equal the evaluated model's: a gap means export or preprocessing changed the model."""
     test = run.read_manifest().query("split == 'test'")
     test[["path", "label"]].to_csv(run.test_images, index=False)
-    scores = pd.read_csv(score(run.exported_model, run.test_images, run.scores))
+    scores = pd.read_csv(score(run.exported_model, run.test_images, run.scores), dtype={"error": str})
+    failed = scores[scores.error.notna()]  # rows in input order: one per test image
+    if len(failed):
+        raise RuntimeError(
+            f"{len(failed)} test image(s) could not be scored, e.g. {failed.path.iloc[0]}: {failed.error.iloc[0]}. "
+            f"Every row's reason is in {run.scores}; acquisition had read these images, so check they are unchanged."
+        )
     accuracy = float((scores.prediction.astype(str).to_numpy() == test.label.astype(str).to_numpy()).mean())
     metrics = _metrics(run)
     expected = (metrics.get("decision") or metrics)["test_accuracy"]  # as the model decides: threshold or argmax
@@ -127,9 +134,9 @@ def try_service(cfg: DeployConfig, run: RunFolder) -> ServiceResults:
     with running_service(run.exported_model, port=cfg.port or None) as url:
         health = requests.get(f"{url}/health", timeout=10).json()
         with open(example.path, "rb") as image_file:
-            answer = requests.post(f"{url}/predict", files={"file": image_file}, timeout=60).json()
+            answer = requests.post(f"{url}/predict", files={"files": image_file}, timeout=60).json()
     print("health:", health)
     print("answer:", answer)
-    results = ServiceResults(health, answer, str(example.label), str(example.path))
+    results = ServiceResults(health, answer, answer["predictions"][0], str(example.label), str(example.path))
     run.save(results)
     return results

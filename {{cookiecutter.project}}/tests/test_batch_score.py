@@ -1,0 +1,264 @@
+"""The batch scorer never loses work: a row for every input (bad files get a reason), an output replaced only when
+complete, ``--resume`` after a kill, CSVs read as acquisition reads them, shards that merge back into input order."""
+
+import csv
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from {{ cookiecutter.package }}.acquisition import sources
+from {{ cookiecutter.package }}.core.errors import ConfigError, DataError
+from {{ cookiecutter.package }}.core.images import load_batch
+from {{ cookiecutter.package }}.deployment import shards
+from {{ cookiecutter.package }}.deployment.batch_score import decoded, input_items, score
+from {{ cookiecutter.package }}.deployment.predict import load_model, predict
+
+PACKAGE = "{{ cookiecutter.package }}"
+
+
+def run_score(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", PACKAGE, "score", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+
+
+def read_rows(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def png_header(width: int, height: int) -> bytes:
+    """45 bytes: a PNG signature, a valid IHDR declaring width x height 8-bit RGB, and IEND; no pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def mixed_folder(root: Path, tiny_images: Path) -> dict[str, str]:
+    """Good images (two classes, PNG and JPEG, one 16-bit) and bad files; returns {name: expected error}."""
+    root.mkdir()
+    for path in sorted(tiny_images.rglob("*"))[::3]:
+        if path.is_file():
+            shutil.copy(path, root / path.name)
+    good_png = next(tiny_images.rglob("*.png")).read_bytes()
+    Image.fromarray(np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 60).save(root / "deep_16bit.png")
+    Image.fromarray(np.zeros((1, 21_000), np.uint16)).save(root / "wide_16bit.png")  # over the 20,000 side limit
+    (root / "random.png").write_bytes(np.random.default_rng(0).bytes(3000))
+    (root / "truncated.png").write_bytes(good_png[: len(good_png) // 2])
+    (root / "bomb.png").write_bytes(png_header(100_000, 100_000))
+    (root / "empty.png").write_bytes(b"")
+    expected = {path.name: "" for path in root.iterdir()}
+    expected |= {
+        "wide_16bit.png": "21000x1 pixels is over the limit",
+        "random.png": "not an image",
+        "truncated.png": "corrupt or truncated",
+        "bomb.png": "40,000,000 pixels",  # refused from the header, before any decoding
+        "empty.png": "empty file",
+    }
+    return expected
+
+
+def test_a_folder_of_good_and_bad_files_gets_a_row_each_and_exits_0(exported_model, tiny_images, tmp_path):
+    expected = mixed_folder(tmp_path / "mixed", tiny_images)
+    assert len(png_header(100_000, 100_000)) == 45
+    out = tmp_path / "scores.csv"
+    result = run_score("--model", str(exported_model), "--input", str(tmp_path / "mixed"), "--output", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    n_errors = sum(1 for reason in expected.values() if reason)
+    assert result.stdout.strip().splitlines()[-1] == f"scored {len(expected) - n_errors}, errors {n_errors}: {out}"
+    rows = read_rows(out)
+    assert list(rows[0]) == ["path", "prediction", "p_horizontal", "p_vertical", "error"]
+    assert sorted(Path(row["path"]).name for row in rows) == sorted(expected)
+    for row in rows:
+        reason = expected[Path(row["path"]).name]
+        assert (reason in row["error"]) if reason else row["error"] == "", (row, reason)
+        assert (row["prediction"] == "") == bool(reason)
+    good = [row for row in rows if not row["error"]]
+    probs = predict(load_model(exported_model), load_batch([row["path"] for row in good], 32))
+    scored = np.array([[float(row["p_horizontal"]), float(row["p_vertical"])] for row in good])
+    np.testing.assert_allclose(scored, probs, atol=1.5e-6)
+    assert not (tmp_path / "scores.csv.partial").exists()
+
+
+def test_a_killed_run_keeps_the_earlier_output_and_resume_finishes_it(exported_model, tiny_images, tmp_path):
+    """The second run stalls on a named pipe in the middle of the folder (deterministically mid-run) and is killed."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for copy in range(2):
+        for path in sorted(tiny_images.rglob("*.png")) + sorted(tiny_images.rglob("*.jpg")):
+            shutil.copy(path, folder / f"{copy}_{path.name}")
+    names = sorted(p.name for p in folder.iterdir())
+    stall = folder / names[len(names) // 2 + 1]
+    out = tmp_path / "scores.csv"
+    args = ["--model", str(exported_model), "--input", str(folder), "--output", str(out), "--batch-size", "4"]
+    first = run_score(*args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    complete = out.read_bytes()
+
+    image = stall.read_bytes()
+    stall.unlink()
+    os.mkfifo(stall)  # opening it blocks until someone writes: the run cannot get past it
+    partial = tmp_path / "scores.csv.partial"
+    command = [sys.executable, "-m", PACKAGE, "score", *args, "--workers", "2"]
+    killed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    written = 1 + (len(names) // 2 + 1) // 4 * 4  # the header and every batch before the stalled one
+    deadline = time.monotonic() + 60
+    while not (partial.exists() and partial.read_bytes().count(b"\n") >= written) and time.monotonic() < deadline:
+        assert killed.poll() is None, "the run ended before it reached the stalled file"
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait(timeout=30) == -signal.SIGKILL
+    assert out.read_bytes() == complete, "a killed run changed the earlier complete output"
+    assert partial.read_bytes().count(b"\n") == written < len(names) + 1
+    with partial.open("a") as f:
+        f.write(f"{folder}/half-written-row.png,vert")  # as a kill in the middle of a write would leave it
+
+    stall.unlink()
+    stall.write_bytes(image)
+    out.unlink()
+    (folder / names[0]).write_bytes(b"changed after it was scored")  # resume keeps its row: it does not score again
+    resumed = run_score(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert out.read_bytes() == complete
+    assert not partial.exists()
+
+
+def test_resume_refuses_a_partial_file_from_another_input(exported_model, tiny_images, tmp_path):
+    out = tmp_path / "scores.csv"
+    partial = tmp_path / "scores.csv.partial"
+    partial.write_text("path,prediction,p_horizontal,p_vertical,error\n/elsewhere/a.png,vertical,0.1,0.9,\n")
+    with pytest.raises(DataError, match="row 1 of .* is for '/elsewhere/a.png'.*without --resume"):
+        score(exported_model, tiny_images, out, resume=True, progress=False)
+    assert not out.exists()
+
+
+def test_a_csv_from_a_spreadsheet_is_read_as_acquisition_reads_it(exported_model, tiny_images, tmp_path):
+    """Byte-order mark, header in capitals, a blank line, a row without a path, a missing file, paths relative
+    to the CSV; the same table is a valid acquisition manifest, read with the same parser."""
+    images = sorted(tiny_images.rglob("*.png"))[:2]
+    listing = tmp_path / "lists" / "to_score.csv"
+    listing.parent.mkdir()
+    lines = [" PATH ,Label", f"{os.path.relpath(images[0], listing.parent)},a", "", ",b", f"{images[1]},a"]
+    lines += ["../nowhere.png,c"]
+    listing.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    out = score(exported_model, listing, tmp_path / "scores.csv", progress=False)
+    rows = read_rows(out)
+    assert [row["path"] for row in rows] == [str(images[0]), "", str(images[1]), str(tmp_path / "nowhere.png")]
+    assert [row["error"] for row in rows] == [
+        "",
+        f"{listing} line 4: no path in this row; fill in its 'path' column",
+        "",
+        "cannot read the file: No such file or directory",
+    ]
+    with pytest.raises(DataError, match="line 4: 'path' and 'label' must both be filled in"):
+        list(sources.csv_rows(listing))
+    listing.write_text("PATH,Label\n" + "\n".join(lines[1:3]) + "\n", encoding="utf-8-sig")
+    assert [row["path"] for row in sources.csv_rows(listing)] == [str(listing.parent / lines[1].split(",")[0])]
+
+
+def test_a_csv_without_a_path_column_is_refused(exported_model, tmp_path):
+    (tmp_path / "list.csv").write_text("file\nx.png\n")
+    with pytest.raises(DataError, match="needs a 'path' column.*reads \\['file'\\]"):
+        score(exported_model, tmp_path / "list.csv", tmp_path / "out.csv")
+
+
+def test_shards_merge_into_what_one_run_writes(exported_model, tiny_images, tmp_path):
+    folder = tmp_path / "images"
+    shutil.copytree(tiny_images, folder)
+    (folder / "horizontal" / "broken.png").write_bytes(b"not a png")  # 25 inputs: parts of 9, 8 and 8 rows
+    whole = read_rows(score(exported_model, folder, tmp_path / "whole.csv", batch_size=4, progress=False))
+    out = tmp_path / "sharded" / "scores.csv"
+    parts = [score(exported_model, folder, out, batch_size=4, shard=f"{i}/3", progress=False) for i in range(3)]
+    assert [p.name for p in parts] == [f"scores.shard-{i}-of-3.csv" for i in range(3)]
+    assert [len(read_rows(p)) for p in parts] == [9, 8, 8]
+    assert shards.merge(out) == (out, 25)
+    merged = read_rows(out)
+    assert [(r["path"], r["prediction"], r["error"]) for r in merged] == [
+        (r["path"], r["prediction"], r["error"]) for r in whole
+    ]
+    for column in ("p_horizontal", "p_vertical"):
+        np.testing.assert_allclose(
+            [float(r[column] or "nan") for r in merged], [float(r[column] or "nan") for r in whole], atol=1.5e-6
+        )
+
+    parts[2].rename(shards.partial_path(parts[2]))  # as an interrupted shard leaves it
+    result = subprocess.run(
+        [sys.executable, "-m", PACKAGE, "merge", "--output", str(out)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: Shard 2/3 is unfinished (scores.shard-2-of-3.csv does not exist): run score --shard 2/3 --resume "
+        "with the same --input and --output, then merge again."
+    ]
+    shards.partial_path(parts[2]).unlink()
+    with pytest.raises(DataError, match="Shard 2/3 is missing"):
+        shards.merge(out)
+    assert read_rows(out) == merged, "a refused merge left the earlier output alone"
+
+
+def test_the_launchers_environment_chooses_the_shard(exported_model, tiny_images, tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    part = score(exported_model, tiny_images, tmp_path / "scores.csv", progress=False)
+    assert part == tmp_path / "scores.shard-1-of-2.csv"
+    every = [item.path for item in input_items(tiny_images)]
+    assert [row["path"] for row in read_rows(part)] == every[1::2]
+
+    assert shards.from_environment({"RANK": "0", "WORLD_SIZE": "1"}) is None  # torchrun on one process
+    slurm = {"SLURM_ARRAY_TASK_ID": "12", "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_COUNT": "4"}
+    assert shards.from_environment(slurm) == shards.Shard(2, 4)
+    assert shards.from_environment({"JOB_COMPLETION_INDEX": "3", "WORLD_SIZE": "5"}) == shards.Shard(3, 5)
+    with pytest.raises(ConfigError, match="JOB_COMPLETION_INDEX='3', WORLD_SIZE=''.*set WORLD_SIZE"):
+        shards.from_environment({"JOB_COMPLETION_INDEX": "3"})
+    with pytest.raises(ConfigError, match="RANK='2', WORLD_SIZE='2'"):
+        shards.from_environment({"RANK": "2", "WORLD_SIZE": "2"})
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "code", "message"),
+    [
+        (None, ["--shard", "3/2"], 2, "error: --shard 3/2: the index must be from 0 to the count minus 1"),
+        (None, ["--shard", "half"], 2, "error: --shard 'half' is not i/n"),
+        ("file", ["--output", "{tmp}/taken/scores.csv"], 2, "is a file, not a folder"),
+        (None, ["--input", "{tmp}/nowhere"], 2, "error: --input '{tmp}/nowhere' does not exist"),
+        (None, ["--batch-size", "0"], 2, "error: --batch-size 0: use a whole number of 1 or more"),
+    ],
+)
+def test_bad_arguments_get_one_line_naming_the_parameter(
+    exported_model, tiny_images, tmp_path, make, args, code, message
+):
+    if make == "file":
+        (tmp_path / "taken").write_text("a file where a folder is expected")
+    given = {"--model": str(exported_model), "--input": str(tiny_images), "--output": str(tmp_path / "s.csv")}
+    given |= {args[0]: args[1].format(tmp=tmp_path)}
+    result = run_score(*[part for pair in given.items() for part in pair])
+    assert result.returncode == code
+    assert len(result.stderr.strip().splitlines()) == 1 and message.format(tmp=tmp_path) in result.stderr
+
+
+def test_decoding_runs_a_bounded_number_ahead_of_scoring():
+    """Memory does not grow with the number of inputs: at most ``ahead`` are taken before the one in use."""
+    taken = []
+
+    def inputs():
+        for number in range(1000):
+            taken.append(number)
+            yield number
+
+    for used, (number, square, error) in enumerate(decoded(inputs(), lambda n: (n * n, ""), workers=3, ahead=10)):
+        assert (number, square, error) == (used, used * used, "")
+        assert len(taken) <= used + 10
+    assert len(taken) == 1000
