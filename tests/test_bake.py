@@ -53,6 +53,7 @@ COMMON = {
     "tests/test_notebooks.py",
     "tests/test_page.py",
     "tests/test_probe.py",
+    "tests/test_quantize.py",
     "tests/test_review.py",
     "tests/test_samples.py",
     "tests/test_serve.py",
@@ -77,6 +78,7 @@ MODULES = set(
     deployment/__init__.py deployment/batch_score.py deployment/export.py deployment/predict.py deployment/registry.py
     deployment/page/index.html
     deployment/batcher.py deployment/service_metrics.py deployment/service_middleware.py deployment/service_settings.py
+    deployment/quantize.py
     deployment/report.py deployment/serve.py deployment/shards.py deployment/steps.py
     """.split()
 )

@@ -7,6 +7,7 @@ serving read the exported folder with ONNX Runtime alone.
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,8 @@ from ..core.paths import resolve
 from ..core.run_folder import RunFolder
 from ..core.tracking import Tracker, parameters
 from .batch_score import score
-from .export import max_difference, write_exported_model, write_model_card
+from .export import max_difference, write_exported_model, write_metadata, write_model_card
+from .quantize import calibration_sample, quantize_checked
 from .registry import register
 from .report import write_exit_report
 
@@ -32,6 +34,7 @@ class ExportResults:
     onnx_gap: float
     files: list[str]
     registered: dict  # name, version and alias in the model registry
+    int8: dict | None = None  # kept, val_accuracy_fp32, val_accuracy_int8, calibration_images, reason; None: INT8=False
 
 
 @dataclass
@@ -86,18 +89,44 @@ def export_model(cfg: DeployConfig, run: RunFolder) -> ExportResults:
     )
     if gap >= ONNX_TOLERANCE:
         raise RuntimeError(f"ONNX Runtime and PyTorch disagree by {gap} on test images: the export is wrong.")
-    write_model_card(model_dir, metadata, metrics)
     print(f"largest probability gap ONNX Runtime vs PyTorch: {gap:.2e}")
+    metadata["int8"] = _int8_model(cfg, run, model_dir)
+    write_metadata(model_dir, metadata)
+    write_model_card(model_dir, metadata, metrics)
     tracker = Tracker(run)
     tracker.params(parameters(cfg))
+    _track_int8(tracker, metadata["int8"])
     for path, folder in ((run.figures, "figures"), (run.data_report.parent, "reports")):
         tracker.artifacts(path, folder)
     registered = register(tracker, model_dir)
     print(f"registered models:/{registered['name']} version {registered['version']} as {registered['alias']!r}")
     tracker.artifacts(write_exit_report(run.exit_report, model_dir, metadata, metrics, registered), "reports")
-    results = ExportResults(str(model_dir), gap, sorted(p.name for p in model_dir.iterdir()), registered)
+    files = sorted(p.name for p in model_dir.iterdir())
+    results = ExportResults(str(model_dir), gap, files, registered, metadata["int8"])
     run.save(results)
     return results
+
+
+def _int8_model(cfg: DeployConfig, run: RunFolder, model_dir: Path) -> dict | None:
+    """The int8 model, calibrated on training images, kept only if it holds validation accuracy (None: INT8=False)."""
+    if not cfg.int8:
+        print("int8: not made (INT8=False)")
+        return None
+    manifest = run.read_manifest()
+    train, val = manifest.query("split == 'train'"), manifest.query("split == 'val'")
+    calibration = calibration_sample(list(train.path), cfg.calibration_images)
+    record = quantize_checked(model_dir, calibration, list(val.path), list(val.label.astype(str)))
+    print(f"int8: {record['reason']}")
+    return record
+
+
+def _track_int8(tracker: Tracker, int8: dict | None) -> None:
+    if int8 is None:
+        tracker.tags({"int8_kept": False})
+        return
+    accuracies = {f"int8_check_{k}": int8[k] for k in ("val_accuracy_fp32", "val_accuracy_int8") if int8[k] is not None}
+    tracker.metrics(accuracies)
+    tracker.tags({"int8_kept": int8["kept"], "int8_reason": int8["reason"]})
 
 
 def batch_score(run: RunFolder) -> ScoringResults:
