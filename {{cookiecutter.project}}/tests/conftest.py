@@ -163,9 +163,9 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"{url}/health", timeout=2).ok:
+            if requests.get(f"{url}/health", timeout=5).ok:
                 break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or its workers still starting
             time.sleep(0.5)
         assert server.poll() is None, (root / "server.log").read_text()[-3000:]
     else:

@@ -183,8 +183,10 @@ def test_the_registered_candidate_is_served_from_the_registry(smoke_run, mlflow_
         health = requests.get(f"{url}/health", timeout=10).json()
         with next(tiny_images.rglob("*.png")).open("rb") as image:
             answer = requests.post(f"{url}/predict", files={"files": image}, timeout=30)
-    assert health["registered"]["version"] == registered["version"] and "candidate" in health["registered"]["aliases"]
-    assert answer.status_code == 200 and answer.json()["predictions"][0]["label"] in ("horizontal", "vertical")
+    assert health["model"]["version"] == registered["version"] and "candidate" in health["model"]["aliases"]
+    body = answer.json()  # every answer says which registered version gave it
+    assert answer.status_code == 200 and body["predictions"][0]["label"] in ("horizontal", "vertical")
+    assert (body["model"]["name"], body["model"]["version"]) == (registered["name"], registered["version"])
 
 
 def test_promote_refuses_a_version_whose_classes_differ_unless_forced(smoke_run, mlflow_server, tmp_path):
@@ -242,9 +244,12 @@ def test_the_model_and_exit_reports_hold_the_runs_numbers(smoke_run):
         assert f"| {name} |" in report
     assert "(this run)" in report, "earlier runs come from the tracking store, this one among them"
     exit_report = (out / "docs" / "exit_report.md").read_text(encoding="utf-8")
-    registered = json.loads((out / "results" / "01_export.json").read_text())["registered"]
+    export = json.loads((out / "results" / "01_export.json").read_text())
+    registered, int8 = export["registered"], export["int8"]
     assert f"version {registered['version']}, alias `candidate`" in exit_report
     assert f"serve --model models:/{registered['name']}@candidate" in exit_report
+    assert f"validation accuracy {int8['val_accuracy_int8']:.4f} vs fp32 {int8['val_accuracy_fp32']:.4f}" in exit_report
+    assert ("`model.int8.onnx` kept" in exit_report) == int8["kept"] == (out / "model" / "model.int8.onnx").is_file()
 
 
 # Last: nbval executes the notebooks again in the same run folder, so it rewrites the results read above.

@@ -29,10 +29,22 @@ def write_exit_report(path: Path, model_dir: Path, metadata: dict, metrics: dict
         f"python -m {__package__.partition('.')[0]} promote --version {registered['version']}"
         "   # when it should become the champion",
         "```",
-        'Both run on ONNX Runtime without PyTorch (`pip install ".[serve]"`).',
+        'Both run on ONNX Runtime without PyTorch (`pip install ".[serve]"`); the service has a page at `/`.',
+        _int8_line(metadata.get("int8")),
         "",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
     point_at_newest(path)
     return path
+
+
+def _int8_line(int8: dict | None) -> str:
+    if not int8:
+        return "- int8: not made (INT8 = False)."
+    if int8["val_accuracy_int8"] is None:
+        return f"- int8: not made: {int8['reason']}."
+    accuracies = f"validation accuracy {int8['val_accuracy_int8']:.4f} vs fp32 {int8['val_accuracy_fp32']:.4f}"
+    if int8["kept"]:
+        return f"- int8: `model.int8.onnx` kept ({accuracies}); add `--precision int8` to score or serve with it."
+    return f"- int8: not kept ({accuracies}): {int8['reason']}"

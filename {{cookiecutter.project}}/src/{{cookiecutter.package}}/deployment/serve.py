@@ -270,7 +270,7 @@ def _wait_until_ready(service: RunningService, timeout: float) -> None:
         try:
             if requests.get(f"{service}/ready", timeout=2).ok:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading the model
             pass
         time.sleep(0.3)
     raise TimeoutError(f"The service at {service} was not ready within {timeout:.0f} s.")
