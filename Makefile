@@ -24,9 +24,13 @@ demo: venv ## bake the default project and run its pipeline on ELPV (demo profil
 	@echo "Metrics:            $(DEMO_PROJECT)/runs/demo/metrics.json"
 	@echo "Executed notebooks: $(DEMO_PROJECT)/runs/demo/notebooks/"
 
-bench: venv ## ingestion benchmark (manifest vs a plain PIL loop) and the resize modes measured on photos and ELPV
+bench: venv ## every benchmark under bench/, each against a baseline measured in the same run (JSON on stdout)
 	$(PY) bench/ingest.py
 	$(PY) bench/resize.py
+	$(PY) bench/featurize.py
+	$(PY) bench/service.py --also-serve "--max-wait-ms 0.01"
+	$(PY) bench/scorer.py
+	$(PY) bench/int8.py
 
 lint: venv ## ruff on the template's own Python (hooks, tests)
 	.venv/bin/ruff check hooks tests bench

@@ -15,72 +15,22 @@ Prints one JSON object; ratios compare with the baseline measured in this run.
 
 import argparse
 import json
+import os
 import resource
-import subprocess
 import sys
 import tempfile
-import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-TEMPLATE = Path(__file__).resolve().parents[1]
-PACKAGE = "solar_cell_inspection"
-
-
-def bake(dest: Path) -> Path:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cookiecutter",
-            "--no-input",
-            "--output-dir",
-            str(dest),
-            str(TEMPLATE),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    project = dest / "solar-cell-inspection"
-    sys.path.insert(0, str(project / "src"))
-    return project
-
-
-def write_jpegs(args: tuple[Path, int, int, int]) -> None:
-    """Smooth random colour images, like photos to a JPEG encoder."""
-    folder, start, count, size = args
-    rng = np.random.default_rng(start)
-    for i in range(start, start + count):
-        small = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
-        small.resize((size, size), Image.BICUBIC).save(folder / f"{i:06d}.jpg", quality=90)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import bake, machine, timed, write_jpegs  # noqa: E402
 
 
 def make_dataset(root: Path, images: int, size: int, workers: int) -> None:
-    jobs = []
-    for label in ("a", "b"):
-        (root / label).mkdir(parents=True)
-        share = images // 2
-        step = max(1, share // (workers * 4))
-        jobs += [
-            (
-                root / label,
-                s + (0 if label == "a" else share),
-                min(step, share - s),
-                size,
-            )
-            for s in range(0, share, step)
-        ]
-    with ProcessPoolExecutor(workers) as pool:
-        list(pool.map(write_jpegs, jobs))
-
-
-def timed(function):
-    started = time.perf_counter()
-    result = function()
-    return result, time.perf_counter() - started
+    share = images // 2
+    for offset, label in enumerate(("a", "b")):
+        write_jpegs(root / label, offset * share, share, size, workers)
 
 
 def plain_pil_loop(paths: list[Path]) -> int:
@@ -96,6 +46,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="JPEG width and height in pixels")
     parser.add_argument("--workers", type=int, default=0, help="0 means one per CPU core")
     args = parser.parse_args()
+    load_at_start = os.getloadavg()
 
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         bake(Path(tmp))
@@ -144,6 +95,7 @@ def main() -> None:
                 "assign_splits_seconds": round(split_seconds, 2),
                 "duplicate_groups_found": int((grouped.dup_count > 1).sum()),
                 "main_process_peak_rss_growth_mb": round((memory_after - memory_before) / 1024, 1),
+                "machine": machine(load_at_start),
             },
             indent=2,
         )

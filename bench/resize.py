@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import bake  # noqa: E402
+from common import bake  # noqa: E402
 
 # Photo file (relative to its package's data folder) -> the ImageNet classes it shows.
 PHOTOS = {

@@ -1,6 +1,8 @@
 """The benchmarks under bench/ keep running (on a few images; the real figures come from `make bench`)."""
 
 import json
+import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,3 +31,111 @@ def test_resize_measurement_reports_every_mode_and_square_images_agree():
     assert all(m["photos"] >= 6 and m["top5_hits"] >= m["photos"] // 2 for m in photos.values()), photos
     elpv = report["elpv_val_accuracy_probe_average_pooling"]
     assert elpv["stretch"] == elpv["crop"] == elpv["pad"], "ELPV cells are square: every mode sees the same image"
+
+
+def positive(*values: float) -> bool:
+    return all(math.isfinite(v) and v > 0 for v in values)
+
+
+def assert_machine_named(figures: dict) -> None:
+    machine = figures["machine"]
+    assert machine["cores"] >= 1 and machine["cpu_model"] and machine["onnxruntime"], machine
+    assert len(machine["load_average_at_start"]) == len(machine["load_average_at_end"]) == 3, machine
+
+
+def test_featurization_benchmark_compares_onnxruntime_with_torch_eager_on_the_same_images():
+    figures = run_bench("featurize.py", "--images", "24", "--size", "80", "--resolution", "64", "--batch-size", "8")
+    assert figures["images"] == 24 and figures["backbone"] == "efficientnet_lite0"
+    for side in ("baseline_torch_eager", "onnxruntime"):
+        assert positive(figures[side]["images_per_s"], figures[side]["model_only_images_per_s"]), figures
+        assert 0 < figures[side]["decode_share_of_time"] < 1, figures
+    assert positive(figures["onnxruntime_vs_torch_eager"], figures["onnxruntime_vs_torch_eager_model_only"])
+    assert figures["max_feature_difference"] < 1e-3, "both sides must compute the same features"
+    assert_machine_named(figures)
+
+
+def test_service_benchmark_reports_latency_throughput_and_the_fraction_of_the_ceiling():
+    figures = run_bench(
+        "service.py",
+        *("--requests", "48", "--single-requests", "10", "--ceiling-seconds", "1", "--resolution", "64"),
+        *("--also-serve", "--max-batch 4 --max-wait-ms 0.5"),
+    )
+    assert positive(figures["ceiling_model_only_batch_32_images_per_s"])
+    by_batch = figures["model_only_images_per_s_by_batch_size"]
+    assert list(by_batch) == ["1", "2", "4", "8", "16", "32"] and positive(*by_batch.values()), by_batch
+    assert by_batch["32"] == figures["ceiling_model_only_batch_32_images_per_s"]
+    for mode in ("batching_on", "batching_off", "serve --max-batch 4 --max-wait-ms 0.5"):
+        single, many = figures[mode]["single_client"], figures[mode]["clients_16"]
+        assert single["requests"] == 10 and many["requests"] == 48 and many["failures"] == [], figures[mode]
+        assert positive(single["p50_ms"], single["p99_ms"], many["requests_per_s"], many["fraction_of_ceiling"])
+        assert 1 <= many["mean_batch_images"] <= (1 if mode == "batching_off" else 16), many
+        assert single["p50_ms"] <= single["p99_ms"]
+        assert positive(figures[mode]["service_peak_rss_mb"])
+        assert (
+            positive(many["fraction_of_best_model_only"])
+            and many["fraction_of_best_model_only"] <= many["fraction_of_ceiling"]
+        )
+    assert figures["batching_off"]["serve_args"] == ["--max-batch", "1"]
+    assert positive(figures["clients_16_fraction_of_ceiling_batching_on"], figures["batching_on_vs_off_clients_16"])
+    assert_machine_named(figures)
+
+
+def test_scorer_benchmark_measures_speed_and_peak_memory_of_each_run_against_a_plain_loop():
+    figures = run_bench("scorer.py", "--images", "120", "--size", "32", "--resolution", "64")
+    assert figures["images"] == figures["scorer_rows"] == 120 and figures["scorer_error_rows"] == 0
+    runs = [figures["baseline_plain_onnxruntime_loop"], figures["scorer"], figures["scorer_on_30_images"]]
+    for run in runs:
+        assert positive(run["seconds"], run["images_per_s"]), run
+        assert 30 < run["peak_rss_mb"] < 2000, f"the child's own peak, not this process's: {run}"
+    assert positive(figures["scorer_vs_baseline_images_per_s"], figures["scorer_vs_baseline_peak_rss"])
+    assert positive(figures["scorer_peak_rss_all_vs_quarter"])
+    assert figures["labels_agree"] == 1.0 and figures["max_probability_difference"] < 1e-5
+    assert_machine_named(figures)
+
+
+def test_peak_memory_is_the_childs_own_not_inherited_from_a_large_parent():
+    sys.path.insert(0, str(BENCH))
+    from common import run_measured
+
+    held = bytearray(400 * 1024 * 1024)  # this process is large, as a benchmark holding torch is
+    small = run_measured([sys.executable, "-c", "pass"])
+    large = run_measured([sys.executable, "-c", "x = bytearray(300 * 1024 * 1024)"])
+    assert small[2] == large[2] == 0
+    assert small[1] < 100 < 300 < large[1] < 400, (small, large, len(held))
+
+
+def fake_demo_run(project: Path, run: Path) -> Path:
+    """A run folder shaped like the demo's: a manifest of 40 ELPV cells (24 train, 16 val) and an exported model
+    (the default backbone at 32 px under a random head with ELPV's classes), so the demo comparison takes seconds."""
+    script = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+        "from common import build_default_model, elpv_cells; "
+        "build_default_model(Path(sys.argv[2]) / 'model', 32, ('defective', 'functional')); "
+        "print('\\n'.join(f'{path},{label}' for path, label in elpv_cells(40)))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(project / "src")}
+    made = subprocess.run(
+        [sys.executable, "-c", script, str(BENCH), str(run)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert made.returncode == 0, made.stderr[-3000:]
+    rows = made.stdout.split()
+    lines = ["path,label,split,status", *(f"{row},{'train' if i < 24 else 'val'},ok" for i, row in enumerate(rows))]
+    (run / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return run
+
+
+def test_int8_benchmark_compares_speed_agreement_and_the_demos_validation_accuracy(default_project, tmp_path):
+    demo = fake_demo_run(default_project, tmp_path / "demo")
+    figures = run_bench("int8.py", "--images", "40", "--seconds", "2", "--resolution", "32", "--demo", str(demo))
+    for name in ("built_model", "demo_model"):
+        model = figures[name]
+        assert positive(*model["batch_32_images_per_s"].values(), model["int8_vs_fp32_images_per_s"]), model
+        assert model["model_mb"]["int8"] < model["model_mb"]["fp32"], "weights stored as int8 are smaller"
+        assert 0 <= model["labels_agree"] <= 1 and 0 <= model["max_probability_gap"] <= 1, model
+        assert model["calibration_images"] > 0 and model["resolution"] == 32
+    assert figures["built_model"]["images_compared"] == 40
+    assert figures["demo_model"]["images_compared"] == 16, "the demo's validation images"
+    accuracy = figures["demo_model"]["val_accuracy"]
+    assert accuracy["images"] == 16 and 0 <= accuracy["fp32"] <= 1 and 0 <= accuracy["int8"] <= 1
+    assert not (demo / "model" / "model.int8.onnx").exists(), "the demo's folder is only read"
+    assert_machine_named(figures)

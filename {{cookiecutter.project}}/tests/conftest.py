@@ -2,10 +2,12 @@
 
 import os
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +108,26 @@ def write_messy_dataset(root: Path, per_class: int = 12, size: int = 48, seed: i
     files["hidden"].write_bytes(good)
     files["text"].write_text("not an image")
     return files
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """45 bytes: a PNG that declares width x height pixels and holds none (a decompression-bomb header)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IEND", b"")
+
+
+def big_png(side: int, kind: str = "grey16") -> bytes:
+    """A real, valid PNG of side x side (zeros), 16-bit grey or 8-bit RGBA, built row by row so the test stays
+    small: a few hundred KB that decode to hundreds of MB."""
+    depth, colour, row_bytes = {"grey16": (16, 0, 2 * side), "rgba": (8, 6, 4 * side)}[kind]
+    ihdr = struct.pack(">IIBBBBB", side, side, depth, colour, 0, 0, 0)
+    packer, row = zlib.compressobj(9), b"\x00" * (1 + row_bytes)
+    data = b"".join([packer.compress(row) for _ in range(side)] + [packer.flush()])
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
 
 
 def build_manifest(location: Path, val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0, **kw):

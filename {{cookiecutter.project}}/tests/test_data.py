@@ -10,7 +10,14 @@ from PIL import Image
 
 from {{ cookiecutter.package }}.acquisition.checks import check_image
 from {{ cookiecutter.package }}.acquisition.manifest import check_rows, limit_per_class
-from {{ cookiecutter.package }}.core.images import PAD_VALUE, RESIZE_CHOICES, load_image, open_rgb, to_square, walk_images
+from {{ cookiecutter.package }}.core.images import (
+    PAD_VALUE,
+    RESIZE_CHOICES,
+    load_image,
+    open_rgb_or_grey,
+    to_square,
+    walk_images,
+)
 
 
 def digest(folder):
@@ -63,7 +70,7 @@ def test_awkward_but_valid_images_are_usable(messy, name, mode):
 def test_size_is_measured_after_exif_rotation(messy):
     row = check_image(messy[1]["rotated"])
     assert (row["width"], row["height"]) == (48, 96)
-    assert open_rgb(messy[1]["rotated"]).size == (48, 96)
+    assert open_rgb_or_grey(messy[1]["rotated"]).size == (48, 96)
 
 
 def test_hidden_and_non_image_files_are_skipped(messy):

@@ -89,6 +89,8 @@ def test_torchrun_trains_with_nccl(tmp_path, tiny_images, weights):
 
 
 def test_service_micro_batches_on_cuda(exported_model, tiny_images):
+    from concurrent.futures import ThreadPoolExecutor
+
     import onnxruntime
     import requests
 
@@ -97,10 +99,19 @@ def test_service_micro_batches_on_cuda(exported_model, tiny_images):
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         pytest.skip("ONNX Runtime has no CUDA provider here: pip install onnxruntime-gpu")
-    image = next(tiny_images.rglob("*.png"))
-    expected = predict_image(load_model(exported_model), image)
-    with running_service(exported_model, args=("--device", "cuda")) as url:
-        answer = requests.post(f"{url}/predict", files={"files": image.open("rb")}, timeout=60).json()
-    got = answer["predictions"][0]
-    assert got["label"] == expected["label"]
-    np.testing.assert_allclose(list(got["probabilities"].values()), list(expected["probabilities"].values()), atol=1e-3)
+    images = sorted(tiny_images.rglob("*.png"))[:8]
+    expected = [predict_image(load_model(exported_model), image) for image in images]
+    args = ("--device", "cuda", "--max-batch", "8", "--max-wait-ms", "3000")
+    with running_service(exported_model, args=args) as url:
+
+        def post(image):
+            return requests.post(f"{url}/predict", files={"files": image.open("rb")}, timeout=60).json()
+
+        with ThreadPoolExecutor(8) as pool:  # 8 clients at once: they share model calls on the GPU
+            answers = list(pool.map(post, images))
+        metrics = requests.get(f"{url}/metrics", timeout=10).text
+    for answer, want in zip(answers, expected):
+        got = answer["predictions"][0]
+        assert got["label"] == want["label"]
+        np.testing.assert_allclose(list(got["probabilities"].values()), list(want["probabilities"].values()), atol=1e-3)
+    assert float(metrics.split("batch_images_count ")[1].split()[0]) < 8

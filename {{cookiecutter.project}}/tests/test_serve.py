@@ -10,10 +10,14 @@ import time
 import numpy as np
 import pytest
 import requests
+from conftest import big_png
+from fastapi.testclient import TestClient
 
+from {{ cookiecutter.package }}.deployment import serve
 from {{ cookiecutter.package }}.deployment.batcher import MicroBatcher, QueueFull
 from {{ cookiecutter.package }}.deployment.predict import load_model, predict_image
 from {{ cookiecutter.package }}.deployment.serve import running_service
+from {{ cookiecutter.package }}.deployment.service_settings import ServiceSettings
 
 
 def post(url: str, paths, field: str = "files", **kw) -> requests.Response:
@@ -74,15 +78,16 @@ def test_api_key_guards_predict_and_metrics_but_not_health(exported_model, tiny_
         wrong = post(url, [image], headers={"X-API-Key": "guess"})
         right = post(url, [image], headers={"X-API-Key": "s3cret-key"})
         metrics = requests.get(f"{url}/metrics", timeout=10)
+        garbage = requests.post(f"{url}/predict", data=b"\x00" * 1000, timeout=10)  # refused before it is parsed
         log = url.log()
-    assert without.status_code == wrong.status_code == metrics.status_code == 401
+    assert without.status_code == wrong.status_code == metrics.status_code == garbage.status_code == 401
     assert "X-API-Key" in without.json()["detail"] and right.status_code == 200
     assert "s3cret-key" not in log, "the key must never be logged"
 
 
 def test_metrics_and_logs_count_requests_batches_and_errors(exported_model, tiny_images):
     images = sorted(tiny_images.rglob("*.png"))[:4]
-    with running_service(exported_model, args=("--max-wait-ms", "200")) as url:
+    with running_service(exported_model, args=("--max-batch", "4", "--max-wait-ms", "3000")) as url:
         threads = [threading.Thread(target=post, args=(url, [p])) for p in images]  # 4 clients at once
         for thread in threads:
             thread.start()
@@ -95,40 +100,50 @@ def test_metrics_and_logs_count_requests_batches_and_errors(exported_model, tiny
     assert 'requests_total{endpoint="/predict",status="400"} 1.0' in text
     assert 'images_total{outcome="refused"} 1.0' in text and 'images_total{outcome="ok"} 4.0' in text
     calls = float(text.split("batch_images_count ")[1].split()[0])
-    assert calls < 4, f"4 requests within 200 ms should share model calls, got {calls} calls"
+    assert calls < 4, f"4 requests at once should share model calls, got {calls} calls"
     assert '"path": "/predict", "status": 400' in log and '"request_id": "' in log
 
 
-def test_a_full_queue_answers_503_with_retry_after_and_the_service_recovers(exported_model, tiny_images):
-    image = next(tiny_images.rglob("*.png"))
-    args = ("--max-queue", "2", "--max-images", "2", "--max-wait-ms", "300", "--max-batch", "64")
-    with running_service(exported_model, args=args) as url:
-        answers = []
-        threads = [threading.Thread(target=lambda: answers.append(post(url, [image, image]))) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        later = post(url, [image])
-    codes = sorted(a.status_code for a in answers)
-    assert 200 in codes and 503 in codes, codes
-    busy = next(a for a in answers if a.status_code == 503)
-    assert busy.headers["retry-after"] == "1" and "busy" in busy.json()["detail"]
-    assert later.status_code == 200
+def test_a_full_queue_answers_503_with_retry_after_and_the_service_recovers(exported_model, tiny_images, monkeypatch):
+    """In process with a model slowed to 1 s a call (the queue, not the model, is under test)."""
+    image = ("i.png", next(tiny_images.rglob("*.png")).read_bytes())
 
+    def slow_predict(model, batch):
+        time.sleep(1.0)
+        return np.full((len(batch), 2), 0.5, dtype=np.float32)
 
-def test_sigterm_finishes_the_request_in_flight_then_exits(exported_model, tiny_images):
-    image = next(tiny_images.rglob("*.png"))
-    with running_service(exported_model, args=("--max-wait-ms", "1500")) as url:
-        result = {}
-        thread = threading.Thread(target=lambda: result.update(answer=post(url, [image])))
+    monkeypatch.setattr(serve, "predict", slow_predict)
+    app = serve.create_app(exported_model, settings=ServiceSettings(max_queue=2, max_images=2))
+    with TestClient(app) as client:
+        first = {}
+        thread = threading.Thread(
+            target=lambda: first.update(answer=client.post("/predict", files=[("files", image)] * 2))
+        )
         thread.start()
-        time.sleep(0.5)  # the request now waits in the batcher
+        deadline = time.monotonic() + 30
+        while client.get("/ready").json()["waiting"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        busy, not_ready = client.post("/predict", files=[("files", image)]), client.get("/ready")
+        thread.join()
+        later = client.post("/predict", files=[("files", image)])
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "1" and "busy" in busy.json()["detail"]
+    assert not_ready.status_code == 503, "/ready says no while the queue is full"
+    assert first["answer"].status_code == 200 and later.status_code == 200
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits(exported_model, tmp_path):
+    big = tmp_path / "big.png"  # 36 megapixels of 16-bit grey: decoding it keeps the request in flight a while
+    big.write_bytes(big_png(6_000))
+    with running_service(exported_model) as url:
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(answer=post(url, [big])))
+        thread.start()
+        time.sleep(0.5)  # uploaded, now decoding
         url.process.send_signal(signal.SIGTERM)
-        thread.join(timeout=30)
+        thread.join(timeout=60)
         code = url.process.wait(timeout=30)
         log = url.log()
-    assert result["answer"].status_code == 200
+    assert result["answer"].status_code == 200, "the request in flight was answered"
     assert '"event": "stopped"' in log, "the lifespan shutdown ran (model thread stopped)"
     assert code in (0, -signal.SIGTERM), "uvicorn re-raises the signal it handled once it has shut down"
 
@@ -163,3 +178,26 @@ def test_cuda_without_a_cuda_runtime_is_one_clear_line(exported_model):
     command = [sys.executable, "-m", "{{ cookiecutter.package }}", "serve", "--model", str(exported_model)]
     result = subprocess.run([*command, "--device", "cuda"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "onnxruntime-gpu" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_micro_batcher_survives_a_failing_batch_and_answers_everyone_at_stop():
+    failures = iter([True, False])
+
+    def on_batch(size, seconds):
+        if next(failures, False):
+            raise RuntimeError("metrics broke")
+
+    async def scenario():
+        batcher = MicroBatcher(
+            lambda batch: batch[:, :2, 0, 0], max_batch=4, max_wait_s=0, max_queue=8, on_batch=on_batch
+        )
+        batcher.start()
+        one = np.ones((1, 3, 1, 1), np.float32)
+        with pytest.raises(RuntimeError, match="metrics broke"):
+            await batcher.submit(one)
+        second = await batcher.submit(one)  # the batcher is still running
+        await batcher.stop()
+        return second, batcher.running
+
+    second, running = asyncio.run(scenario())
+    assert second.shape == (1, 2) and not running

@@ -27,6 +27,7 @@ class MicroBatcher:
         self.infer, self.max_batch, self.max_wait_s, self.max_queue = infer, max_batch, max_wait_s, max_queue
         self.on_batch = on_batch  # called with (images, seconds) after every model call, for the metrics
         self.waiting = 0  # images queued or in the running batch
+        self.coming = 0  # requests received and still being decoded: worth waiting for
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
@@ -43,6 +44,10 @@ class MicroBatcher:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        while self._queue and not self._queue.empty():  # whoever still waits gets an answer, not a hang
+            _, future = self._queue.get_nowait()
+            if not future.done():
+                future.set_exception(QueueFull("the service is shutting down"))
         self._executor.shutdown(wait=True)
 
     async def submit(self, images: np.ndarray) -> np.ndarray:
@@ -60,27 +65,31 @@ class MicroBatcher:
             self.waiting -= len(images)
 
     async def _serve(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             items = await self._collect()
-            batch = np.concatenate([images for images, _ in items])
-            started = loop.time()
             try:
-                probs = await loop.run_in_executor(self._executor, self._infer_in_chunks, batch)
-            except Exception as error:  # a failed model call fails its requests, never the batcher
+                await self._answer(items)
+            except Exception as error:  # whatever fails fails this batch's requests, never the batcher
                 for _, future in items:
                     if not future.done():
                         future.set_exception(error)
-                continue
-            self.on_batch(len(batch), loop.time() - started)
-            start = 0
-            for images, future in items:
-                if not future.done():  # the client may have gone away
-                    future.set_result(probs[start : start + len(images)])
-                start += len(images)
+
+    async def _answer(self, items: list[tuple[np.ndarray, asyncio.Future]]) -> None:
+        loop = asyncio.get_running_loop()
+        batch = np.concatenate([images for images, _ in items])
+        started = loop.time()
+        probs = await loop.run_in_executor(self._executor, self._infer_in_chunks, batch)
+        self.on_batch(len(batch), loop.time() - started)
+        start = 0
+        for images, future in items:
+            if not future.done():  # cancelled if the service is stopping
+                future.set_result(probs[start : start + len(images)])
+            start += len(images)
 
     async def _collect(self) -> list[tuple[np.ndarray, asyncio.Future]]:
-        """The first waiting request, then whatever else arrives within max_wait_s, up to max_batch images."""
+        """The first waiting request, then whatever else is queued, up to max_batch images; it waits up to
+        max_wait_s for more only while other requests are still being decoded, so a lone request never waits.
+        (Under load, requests queue while the model runs, and the next batch takes them all.)"""
         loop = asyncio.get_running_loop()
         items = [await self._queue.get()]
         size, deadline = len(items[0][0]), loop.time() + self.max_wait_s
@@ -89,7 +98,7 @@ class MicroBatcher:
                 item = self._queue.get_nowait()
             except asyncio.QueueEmpty:
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if remaining <= 0 or not self.coming:
                     break
                 try:
                     item = await asyncio.wait_for(self._queue.get(), remaining)

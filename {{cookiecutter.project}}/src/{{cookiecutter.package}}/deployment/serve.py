@@ -6,7 +6,6 @@ bytes; every refusal is a 4xx (or a 503 with Retry-After when busy) with a messa
 """
 
 import asyncio
-import hmac
 import io
 import json
 import logging
@@ -18,20 +17,22 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from importlib.resources import files as package_files
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 import requests
-from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from ..core.images import ImageRefused, read_checked
+from ..core.images import ImageRefused, PixelBudget, read_checked
 from .batcher import MicroBatcher, QueueFull
 from .predict import ExportedModel, load_model, predict
 from .service_metrics import ServiceMetrics
-from .service_middleware import BodyLimit, RequestLog
+from .service_middleware import ApiKey, BodyLimit, RequestLog
+from .service_protocol import with_header_timeout
 from .service_settings import ServiceSettings
 
 log = logging.getLogger("service")
@@ -56,7 +57,7 @@ def create_app(
         settings.max_queue,
         metrics.batch,
     )
-    decoder = ThreadPoolExecutor(max_workers=settings.decode_workers, thread_name_prefix="decode")
+    decoders = Decoders(ThreadPoolExecutor(settings.decode_workers, "decode"), PixelBudget(settings.max_pixels))
     identity = _identity(model, registered or {})
 
     @asynccontextmanager
@@ -65,7 +66,7 @@ def create_app(
         log.info(json.dumps({"event": "ready", **identity}))
         yield
         await batcher.stop()  # uvicorn has already drained the requests in flight
-        decoder.shutdown(wait=False, cancel_futures=True)
+        decoders.pool.shutdown(wait=False, cancel_futures=True)
         log.info(json.dumps({"event": "stopped"}))
 
     app = FastAPI(title="Image classifier", version=str(model.metadata.get("version", "0.1.0")), lifespan=lifespan)
@@ -75,12 +76,8 @@ def create_app(
         timeout_s=settings.read_timeout_s,
         max_uploads=settings.max_uploads,
     )
+    app.add_middleware(ApiKey, key=settings.api_key, paths=("/predict", "/metrics"))
     app.add_middleware(RequestLog, metrics=metrics)  # outermost: every answer, refusals included, gets an id
-
-    def require_key(request: Request) -> None:
-        given = request.headers.get("x-api-key", "")
-        if settings.api_key and not hmac.compare_digest(given.encode(), settings.api_key.encode()):
-            raise HTTPException(401, "Missing or wrong API key: send it in the X-API-Key header.")
 
     @app.exception_handler(QueueFull)
     async def busy(request: Request, error: QueueFull) -> JSONResponse:
@@ -92,18 +89,22 @@ def create_app(
         return HTMLResponse(package_files(__package__).joinpath("page/index.html").read_text(encoding="utf-8"))
 
     @app.get("/health")
-    async def health() -> dict[str, object]:
-        """Liveness: answers while the process runs, whatever the load."""
-        return {
-            "status": "ok",
-            "classes": model.classes,
-            "backbone": model.metadata.get("backbone"),
-            "resolution": model.resolution,
-            "resize": model.resize,  # how every image is made square before the model sees it
-            "precision": model.precision,
-            "model": registered or {},  # name, version and aliases when served from the registry
-            "api_key_required": bool(settings.api_key),
-        }
+    async def health() -> JSONResponse:
+        """Liveness: answers while the process runs, whatever the load; 503 if the model's thread has stopped."""
+        alive = batcher.running
+        return JSONResponse(
+            {
+                "status": "ok" if alive else "the model is not running: restart the service",
+                "classes": model.classes,
+                "backbone": model.metadata.get("backbone"),
+                "resolution": model.resolution,
+                "resize": model.resize,  # how every image is made square before the model sees it
+                "precision": model.precision,
+                "model": registered or {},  # name, version and aliases when served from the registry
+                "api_key_required": bool(settings.api_key),
+            },
+            200 if alive else 503,
+        )
 
     @app.get("/ready")
     async def ready() -> JSONResponse:
@@ -111,19 +112,23 @@ def create_app(
         room = batcher.running and batcher.waiting < settings.max_queue
         return JSONResponse({"ready": room, "waiting": batcher.waiting}, 200 if room else 503)
 
-    @app.get("/metrics", dependencies=[Depends(require_key)])
+    @app.get("/metrics")
     async def prometheus() -> Response:
         metrics.queue.set(batcher.waiting)
         return Response(metrics.render(), media_type=metrics.content_type)
 
-    @app.post("/predict", dependencies=[Depends(require_key)])
+    @app.post("/predict")
     async def predict_images(
         request: Request, files: list[UploadFile] | None = File(None), file: UploadFile | None = File(None)
     ) -> dict[str, object]:
         """Labels and class probabilities for one or more images (multipart field ``files``, or ``file``)."""
         uploads = ([file] if file else []) + list(files or [])
         _check_count(len(uploads), settings.max_images)
-        images = await asyncio.gather(*(_decode(upload, model, settings, decoder) for upload in uploads))
+        batcher.coming += 1  # the batcher may wait a few milliseconds for these images
+        try:
+            images = await asyncio.gather(*(_decode(upload, model, settings, decoders) for upload in uploads))
+        finally:
+            batcher.coming -= 1
         refused = [(upload, reason) for upload, reason in zip(uploads, images) if isinstance(reason, str)]
         metrics.images.labels("refused").inc(len(refused))
         if refused:
@@ -141,6 +146,14 @@ def create_app(
         return {"model": identity, "predictions": predictions, "request_id": request.state.request_id}
 
     return app
+
+
+@dataclass(frozen=True)
+class Decoders:
+    """Threads that decode uploads, and the pixels they may decode at once (memory stays bounded)."""
+
+    pool: ThreadPoolExecutor
+    budget: PixelBudget
 
 
 def _identity(model: ExportedModel, registered: dict) -> dict[str, object]:
@@ -165,22 +178,30 @@ def _name(upload: UploadFile) -> str:
     return repr((upload.filename or "unnamed")[:120])
 
 
-async def _decode(upload: UploadFile, model: ExportedModel, settings: ServiceSettings, pool) -> np.ndarray | str:
-    """The image as float32 CHW ready for the model, or the reason it cannot be used."""
+async def _decode(upload: UploadFile, model: ExportedModel, settings: ServiceSettings, decoders) -> np.ndarray | str:
+    """The image as float32 CHW ready for the model, or the reason it cannot be used.
+
+    The decode time limit starts when a decoder thread takes the image: waiting for a free one is not its fault."""
     data = await upload.read()
     if not data:
         return "the file is empty (0 bytes)"
-    loop = asyncio.get_running_loop()
-    work = loop.run_in_executor(
-        pool, read_checked, io.BytesIO(data), model.resolution, model.resize, settings.max_pixels, settings.max_side
-    )
+    loop, started = asyncio.get_running_loop(), asyncio.Event()
+
+    def decode() -> np.ndarray:
+        loop.call_soon_threadsafe(started.set)
+        image = read_checked(
+            io.BytesIO(data), model.resolution, model.resize, settings.max_pixels, settings.max_side, decoders.budget
+        )
+        return image.transpose(2, 0, 1).astype(np.float32)
+
+    work = loop.run_in_executor(decoders.pool, decode)
+    await started.wait()
     try:
-        image = await asyncio.wait_for(work, settings.decode_timeout_s)
+        return await asyncio.wait_for(work, settings.decode_timeout_s)
     except ImageRefused as error:
         return str(error)
     except asyncio.TimeoutError:
         return f"took longer than {settings.decode_timeout_s:g} s to decode; send a smaller image"
-    return image.transpose(2, 0, 1).astype(np.float32)
 
 
 def configure_logging() -> None:
@@ -218,6 +239,7 @@ def run(
         port=port,
         log_level="info",
         access_log=False,
+        http=with_header_timeout(settings.header_timeout_s),
         limit_concurrency=settings.max_connections,
         timeout_keep_alive=settings.keep_alive_s,
         timeout_graceful_shutdown=settings.shutdown_grace_s,

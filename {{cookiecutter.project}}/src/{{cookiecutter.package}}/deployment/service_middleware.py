@@ -1,7 +1,9 @@
-"""Two ASGI layers in front of every route: a request id with a JSON log line and metrics for each request, and
-a body limit that reads the whole body (at most max bytes, within a time limit) before any parsing."""
+"""ASGI layers in front of every route, outermost first: a request id with a JSON log line and metrics for each
+request; the API key; a body limit that reads the whole body (at most max bytes, within a time limit) before
+any parsing."""
 
 import asyncio
+import hmac
 import json
 import logging
 import re
@@ -59,6 +61,21 @@ class RequestLog:
             log.info(json.dumps(line))
 
 
+class ApiKey:
+    """With a key set, ``paths`` answer 401 unless the X-API-Key header holds it: checked before any body is read,
+    so a client without the key takes neither an upload slot nor parsing work."""
+
+    def __init__(self, app, key: str, paths: tuple[str, ...]):
+        self.app, self.key, self.paths = app, key.encode(), paths
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and self.key and scope["path"] in self.paths:
+            given = (header(scope, b"x-api-key") or "").encode("latin-1")
+            if not hmac.compare_digest(given, self.key):
+                return await send_json(send, 401, "Missing or wrong API key: send it in the X-API-Key header.")
+        await self.app(scope, receive, send)
+
+
 class BodyLimit:
     """Refuses a body over ``max_bytes`` (413) or slower than ``timeout_s`` (408) before the app parses it.
 
@@ -92,14 +109,13 @@ class BodyLimit:
             return await send_json(send, 408, f"The request body did not arrive within {self.timeout_s:g} s.")
         if body is None:
             return await send_json(send, 413, self._too_large())
-        replayed = False
+        pending = [body]
+        del body
 
         async def replay():
-            nonlocal replayed
-            if replayed:
+            if not pending:
                 return await receive()  # after the body: wait for the client to disconnect, as ASGI expects
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": pending.pop(), "more_body": False}  # handed over, not kept
 
         await self.app(scope, replay, send)
 

@@ -10,7 +10,7 @@ from ..core.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
 class ServiceSettings:
     # What one request may carry: the body is refused (413) past max_body_mb before it is parsed.
     max_body_mb: float = 16.0
-    max_uploads: int = 24  # requests holding a body at once (memory: max_uploads x max_body_mb); others wait
+    max_uploads: int = 16  # requests holding a body at once (memory: about 2 x max_uploads x max_body_mb); others wait
     max_images: int = 32  # images in one request
     max_pixels: int = DEFAULT_MAX_PIXELS  # per image, read from its header before decoding (400 above)
     max_side: int = DEFAULT_MAX_SIDE
@@ -25,6 +25,7 @@ class ServiceSettings:
     # keep_alive_s, and on SIGTERM stops accepting and finishes the requests in flight for up to shutdown_grace_s.
     max_connections: int = 512
     keep_alive_s: float = 5.0
+    header_timeout_s: float = 10.0  # a connection that has not sent a whole request head by then is closed
     shutdown_grace_s: float = 10.0
     api_key: str = ""  # when set, /predict and /metrics need it in the X-API-Key header (never logged)
 
