@@ -77,7 +77,8 @@ MODULES = set(
     modeling/steps.py modeling/sweep.py modeling/threshold.py modeling/train.py
     deployment/__init__.py deployment/batch_score.py deployment/export.py deployment/predict.py deployment/registry.py
     deployment/page/index.html
-    deployment/batcher.py deployment/service_metrics.py deployment/service_middleware.py deployment/service_protocol.py deployment/service_settings.py
+    deployment/batcher.py deployment/service_metrics.py deployment/service_middleware.py
+    deployment/service_protocol.py deployment/service_settings.py
     deployment/quantize.py
     deployment/report.py deployment/serve.py deployment/shards.py deployment/steps.py
     """.split()

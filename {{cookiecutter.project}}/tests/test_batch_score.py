@@ -32,8 +32,29 @@ def run_score(*args: str, env: dict | None = None) -> subprocess.CompletedProces
 
 
 def read_rows(path: Path) -> list[dict]:
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:  # a name's bytes, as the scorer
         return list(csv.DictReader(f))
+
+
+def copy_images(tiny_images: Path, folder: Path) -> Path:
+    folder.mkdir()
+    for path in sorted(tiny_images.rglob("*.png")) + sorted(tiny_images.rglob("*.jpg")):
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def kill_when_stalled(args: list[str], stall: Path, partial: Path, written: int) -> None:
+    """Run score with ``stall`` a named pipe (opening it blocks: the run cannot get past it), and kill it once
+    ``partial`` holds ``written`` lines, as an interrupted run leaves it; ``stall`` is left a named pipe."""
+    os.mkfifo(stall)
+    command = [sys.executable, "-m", PACKAGE, "score", *args, "--workers", "2"]
+    killed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (partial.exists() and partial.read_bytes().count(b"\n") >= written) and time.monotonic() < deadline:
+        assert killed.poll() is None, "the run ended before it reached the stalled file"
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait(timeout=30) == -signal.SIGKILL
 
 
 def png_header(width: int, height: int) -> bytes:
@@ -110,17 +131,9 @@ def test_a_killed_run_keeps_the_earlier_output_and_resume_finishes_it(exported_m
 
     image = stall.read_bytes()
     stall.unlink()
-    os.mkfifo(stall)  # opening it blocks until someone writes: the run cannot get past it
     partial = tmp_path / "scores.csv.partial"
-    command = [sys.executable, "-m", PACKAGE, "score", *args, "--workers", "2"]
-    killed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     written = 1 + (len(names) // 2 + 1) // 4 * 4  # the header and every batch before the stalled one
-    deadline = time.monotonic() + 60
-    while not (partial.exists() and partial.read_bytes().count(b"\n") >= written) and time.monotonic() < deadline:
-        assert killed.poll() is None, "the run ended before it reached the stalled file"
-        time.sleep(0.02)
-    killed.send_signal(signal.SIGKILL)
-    assert killed.wait(timeout=30) == -signal.SIGKILL
+    kill_when_stalled(args, stall, partial, written)
     assert out.read_bytes() == complete, "a killed run changed the earlier complete output"
     assert partial.read_bytes().count(b"\n") == written < len(names) + 1
     with partial.open("a") as f:
@@ -130,19 +143,91 @@ def test_a_killed_run_keeps_the_earlier_output_and_resume_finishes_it(exported_m
     stall.write_bytes(image)
     out.unlink()
     (folder / names[0]).write_bytes(b"changed after it was scored")  # resume keeps its row: it does not score again
+    assert (tmp_path / "scores.csv.partial.json").is_file(), "the partial file has its record"
     resumed = run_score(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert out.read_bytes() == complete
-    assert not partial.exists()
+    assert not partial.exists() and not (tmp_path / "scores.csv.partial.json").exists()
 
 
-def test_resume_refuses_a_partial_file_from_another_input(exported_model, tiny_images, tmp_path):
-    out = tmp_path / "scores.csv"
-    partial = tmp_path / "scores.csv.partial"
-    partial.write_text("path,prediction,p_horizontal,p_vertical,error\n/elsewhere/a.png,vertical,0.1,0.9,\n")
-    with pytest.raises(DataError, match="row 1 of .* is for '/elsewhere/a.png'.*without --resume"):
-        score(exported_model, tiny_images, out, resume=True, progress=False)
+def with_int8_copy(exported_model: Path, to: Path) -> Path:
+    """The model folder with an int8 file beside its fp32 one (the same bytes: only the precision differs)."""
+    shutil.copytree(exported_model, to)
+    shutil.copy(to / "model.onnx", to / "model.int8.onnx")
+    return to
+
+
+def another_export(exported_model: Path, to: Path) -> Path:
+    """The same network in other bytes, as a registry alias moved to another version would give."""
+    import onnx
+
+    shutil.copytree(exported_model, to)
+    graph = onnx.load(str(to / "model.onnx"))
+    graph.doc_string = "another export"
+    onnx.save(graph, str(to / "model.onnx"))
+    return to
+
+
+def test_resume_refuses_rows_of_another_precision_model_or_input(exported_model, tiny_images, tmp_path):
+    """The header alone cannot tell: an fp32 and an int8 run, or two versions of a model, write the same columns."""
+    model = with_int8_copy(exported_model, tmp_path / "model")
+    folder = copy_images(tiny_images, tmp_path / "images")
+    out, partial = tmp_path / "scores.csv", tmp_path / "scores.csv.partial"
+    args = ["--model", str(model), "--input", str(folder), "--output", str(out), "--batch-size", "4"]
+    kill_when_stalled(args, folder / "zz_stall.png", partial, 1 + 24)  # every image before the stalled one
+    (folder / "zz_stall.png").unlink()
+    kept = partial.read_bytes(), (tmp_path / "scores.csv.partial.json").read_bytes()
+
+    refusals = [
+        (["--precision", "int8"], "precision 'fp32' -> 'int8'"),
+        (["--model", str(another_export(exported_model, tmp_path / "other"))], "model_sha256 "),
+    ]
+    for extra, names in refusals:
+        result = run_score(*args, *extra, "--resume")
+        assert result.returncode == 1, result.stderr[-3000:]
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"error: --resume: {partial} was written by another run (") and names in line, line
+        assert line.endswith("or run again without --resume to start over."), line
+        assert (partial.read_bytes(), (tmp_path / "scores.csv.partial.json").read_bytes()) == kept
+        assert not out.exists()
+
+    first = sorted(folder.iterdir())[0]
+    first.unlink()  # the same settings, but the input changed under the rows already written
+    with pytest.raises(DataError, match=f"row 1 of .* is for {str(first)!r}.*without --resume"):
+        score(model, folder, out, resume=True, progress=False)
     assert not out.exists()
+
+
+def test_a_file_name_that_is_not_utf8_is_scored_and_survives_resume_and_merge(exported_model, tiny_images, tmp_path):
+    """Linux names are bytes: this one (Latin-1 'café') goes into the CSV as it is, and reads back the same."""
+    folder = copy_images(tiny_images, tmp_path / "images")
+    odd = os.fsencode(folder) + b"/caf\xe9.png"
+    image = next(folder.glob("*.png")).read_bytes()
+    with open(odd, "wb") as f:
+        f.write(image)
+    out = tmp_path / "scores.csv"
+    args = ["--model", str(exported_model), "--input", str(folder), "--output", str(out), "--batch-size", "4"]
+    result = run_score(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert b"/caf\xe9.png," in out.read_bytes()
+    rows = read_rows(out)
+    (row,) = [row for row in rows if row["path"] == os.fsdecode(odd)]
+    assert row["prediction"] in ("horizontal", "vertical") and row["error"] == ""
+
+    partial = tmp_path / "scores.csv.partial"
+    complete = out.read_bytes()
+    kill_when_stalled(args, folder / "zz_stall.png", partial, 1 + 24)
+    (folder / "zz_stall.png").unlink()
+    assert b"/caf\xe9.png," in partial.read_bytes()
+    assert score(exported_model, folder, out, batch_size=4, resume=True, progress=False) == out
+    assert [(r["path"], r["prediction"]) for r in read_rows(out)] == [(r["path"], r["prediction"]) for r in rows]
+
+    sharded = tmp_path / "sharded.csv"
+    for index in range(2):
+        score(exported_model, folder, sharded, shard=f"{index}/2", progress=False)
+    assert shards.merge(sharded) == (sharded, len(rows))
+    assert [r["path"] for r in read_rows(sharded)] == [r["path"] for r in rows]
+    assert complete.count(b"\xe9") == sharded.read_bytes().count(b"\xe9") == 1
 
 
 def test_a_csv_from_a_spreadsheet_is_read_as_acquisition_reads_it(exported_model, tiny_images, tmp_path):
@@ -184,7 +269,10 @@ def test_shards_merge_into_what_one_run_writes(exported_model, tiny_images, tmp_
     parts = [score(exported_model, folder, out, batch_size=4, shard=f"{i}/3", progress=False) for i in range(3)]
     assert [p.name for p in parts] == [f"scores.shard-{i}-of-3.csv" for i in range(3)]
     assert [len(read_rows(p)) for p in parts] == [9, 8, 8]
+    records = [p.with_name(p.name + ".json") for p in parts]
+    assert all(r.is_file() for r in records), "each part keeps its record until merged"
     assert shards.merge(out) == (out, 25)
+    assert not any(r.exists() for r in records), "a merge removes the records of the parts it joined"
     merged = read_rows(out)
     assert [(r["path"], r["prediction"], r["error"]) for r in merged] == [
         (r["path"], r["prediction"], r["error"]) for r in whole
@@ -209,12 +297,19 @@ def test_shards_merge_into_what_one_run_writes(exported_model, tiny_images, tmp_
     assert read_rows(out) == merged, "a refused merge left the earlier output alone"
 
 
-def test_the_launchers_environment_chooses_the_shard(exported_model, tiny_images, tmp_path, monkeypatch):
+def test_the_launchers_environment_chooses_the_shard_of_the_command_only(
+    exported_model, tiny_images, tmp_path, monkeypatch
+):
+    """``score()`` called from a program (the pipeline's step under torchrun or a Slurm array) scores everything;
+    the command line reads the launcher's variables."""
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    part = score(exported_model, tiny_images, tmp_path / "scores.csv", progress=False)
-    assert part == tmp_path / "scores.shard-1-of-2.csv"
     every = [item.path for item in input_items(tiny_images)]
+    whole = score(exported_model, tiny_images, tmp_path / "scores.csv", progress=False)
+    assert whole == tmp_path / "scores.csv" and [row["path"] for row in read_rows(whole)] == every
+    result = run_score("--model", str(exported_model), "--input", str(tiny_images), "--output", str(whole))
+    assert result.returncode == 0, result.stderr[-3000:]
+    part = tmp_path / "scores.shard-1-of-2.csv"
     assert [row["path"] for row in read_rows(part)] == every[1::2]
 
     assert shards.from_environment({"RANK": "0", "WORLD_SIZE": "1"}) is None  # torchrun on one process
@@ -225,6 +320,27 @@ def test_the_launchers_environment_chooses_the_shard(exported_model, tiny_images
         shards.from_environment({"JOB_COMPLETION_INDEX": "3"})
     with pytest.raises(ConfigError, match="RANK='2', WORLD_SIZE='2'"):
         shards.from_environment({"RANK": "2", "WORLD_SIZE": "2"})
+
+
+def test_merge_refuses_parts_of_another_precision_or_model(exported_model, tiny_images, tmp_path):
+    model = with_int8_copy(exported_model, tmp_path / "model")
+    out = tmp_path / "scores.csv"
+    parts = [score(model, tiny_images, out, shard="0/2", progress=False)]
+    parts.append(score(model, tiny_images, out, shard="1/2", precision="int8", progress=False))
+    result = subprocess.run(
+        [sys.executable, "-m", PACKAGE, "merge", "--output", str(out)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: scores.shard-0-of-2.csv and scores.shard-1-of-2.csv were scored differently (")
+    assert "precision 'fp32' -> 'int8'" in line and "then merge again" in line, line
+    assert not out.exists() and not shards.partial_path(out).exists()
+
+    score(another_export(exported_model, tmp_path / "other"), tiny_images, out, shard="1/2", progress=False)
+    with pytest.raises(DataError, match="scored differently \\(model_sha256 [0-9a-f]{12}… -> [0-9a-f]{12}…\\)"):
+        shards.merge(out)
+    score(model, tiny_images, out, shard="1/2", progress=False)
+    assert shards.merge(out) == (out, 24)
 
 
 @pytest.mark.parametrize(

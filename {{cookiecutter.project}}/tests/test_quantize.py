@@ -1,6 +1,9 @@
 """int8: the statically quantized model answers as fp32 does, is really int8, and is kept only if it holds accuracy."""
 
+import os
 import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +144,34 @@ def test_the_gate_needs_images_to_check_with(stripes_model, tiny_images, tmp_pat
     with pytest.raises(ValueError, match="No calibration images"):
         quantize(model_dir, [])
     assert {p.name for p in model_dir.iterdir()} == {MODEL_FILE, METADATA_FILE}
+
+
+def test_a_failing_quantizer_leaves_fp32_alone_and_says_why(stripes_model, tiny_images, held_out, tmp_path):
+    """int8 is optional: a calibration image that cannot be read stops the quantizer, not the export. The quantizer
+    works beside the model folder, never in it: the folder that gets registered holds no half-done files even if
+    the export is killed. The calibration "image" is a named pipe, so the work folder can be looked at while the
+    quantizer waits on it; then it gets bytes that are not an image."""
+    model_dir = copy_model(stripes_model, tmp_path / "export" / "model")
+    stall = tmp_path / "stall.png"
+    os.mkfifo(stall)
+    with ThreadPoolExecutor(1) as pool:
+        outcome = pool.submit(quantize_checked, model_dir, [str(stall), *labelled(tiny_images)[0][:3]], *held_out)
+        try:
+            deadline = time.monotonic() + 120
+            while not list(model_dir.parent.glob(".*int8-*")) and time.monotonic() < deadline and not outcome.done():
+                time.sleep(0.05)
+            work = [p.name for p in model_dir.parent.glob(".*int8-*")]
+            inside = [p.name for p in model_dir.iterdir() if p.name not in (MODEL_FILE, METADATA_FILE)]
+        finally:
+            with open(stall, "wb") as f:  # lets the quantizer go on, whatever was seen
+                f.write(b"not an image")
+        record = outcome.result(timeout=120)
+    assert len(work) == 1 and not inside, (work, inside)
+    assert not record["kept"] and record["val_accuracy_int8"] is None, record
+    assert record["reason"].startswith("int8 quantization failed (") and "use fp32" in record["reason"], record
+    assert "\n" not in record["reason"] and str(stall) in record["reason"], record
+    assert {p.name for p in model_dir.iterdir()} == {MODEL_FILE, METADATA_FILE}
+    assert [p.name for p in model_dir.parent.iterdir()] == ["model"], "the work folder is removed"
 
 
 def test_load_model_int8_predicts_on_the_shared_model(exported_model, tiny_images, tmp_path):

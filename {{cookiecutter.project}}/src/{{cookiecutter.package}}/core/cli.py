@@ -179,9 +179,11 @@ def _pipeline(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from ..deployment import shards
     from ..deployment.batch_score import score
 
-    options = {"batch_size": args.batch_size, "workers": args.workers, "resume": args.resume, "shard": args.shard}
+    shard = args.shard if args.shard is not None else shards.from_environment()  # the command's launcher, if any
+    options = {"batch_size": args.batch_size, "workers": args.workers, "resume": args.resume, "shard": shard}
     try:
         score(args.model, args.input, args.output, precision=args.precision, device=args.device, **options)
     except KeyboardInterrupt:  # the scorer has said where its rows are and how to go on

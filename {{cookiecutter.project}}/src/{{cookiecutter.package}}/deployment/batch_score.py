@@ -6,8 +6,11 @@ Built not to lose work, whatever the number of images:
   goes on;
 * rows go to ``<output>.partial``, flushed after each batch, and replace the output only once all are written:
   an interrupted or failed run never leaves a truncated output, and an earlier complete one stays as it was;
-  ``resume`` continues from the rows the partial file holds;
-* a shard scores every n-th input (see ``shards``), so many machines can share one collection.
+  ``resume`` continues from the rows the partial file holds, and only with the model, precision, input and shard
+  that wrote them (see ``provenance``);
+* a shard scores every n-th input (see ``shards``), so many machines can share one collection;
+* paths are written as the file system gives them: a name that is not UTF-8 keeps its bytes (``surrogateescape``
+  on every CSV this writes or reads back), so it is scored like any other and ``--resume`` gets past it.
 """
 
 import csv
@@ -27,8 +30,10 @@ from tqdm import tqdm
 from ..core import tables
 from ..core.errors import ConfigError, DataError
 from ..core.images import IMAGE_EXTENSIONS, ImageRefused, read_checked, walk_images
-from . import shards
-from .predict import ExportedModel, load_model, predict
+from . import provenance, shards
+from .predict import PRECISIONS, ExportedModel, load_model, predict
+
+ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}  # a path's undecodable bytes are written as they are
 
 
 @dataclass(frozen=True)
@@ -137,17 +142,18 @@ def score(
     """Write one CSV row per input: path, predicted label, probability of each class, error (empty when fine).
 
     ``model_dir`` is an exported model folder or a registered version (``models:/<name>@<alias>``). ``shard``
-    (``"i/n"``; default: from a launcher's environment, see ``shards``) scores every n-th input into a part of
-    ``output``. Returns the file written: ``output``, or the shard's part."""
+    (``"i/n"``) scores every n-th input into a part of ``output``; without it every input is scored, whatever the
+    environment (the command line reads a launcher's, see ``shards.from_environment``). Returns the file written:
+    ``output``, or the shard's part."""
     source, output = Path(source), Path(output)
     if batch_size < 1:
         raise ConfigError(f"--batch-size {batch_size}: use a whole number of 1 or more (default 32).")
     if workers < 0:
         raise ConfigError(f"--workers {workers}: use a whole number of 1 or more, or 0 for one per core.")
-    shard = shards.parse(shard) if isinstance(shard, str) else shard or shards.from_environment()
+    shard = shards.parse(shard) if isinstance(shard, str) else shard
     target = shard.part(output) if shard else output
     _check_paths(source, output, target)
-    model = _load(model_dir, precision, device)
+    model, model_file, registered = _load(model_dir, precision, device)
     total = sum(1 for _ in input_items(source))  # one pass to count: lists nothing, checks the CSV up front
     if not total:
         raise DataError(f"No images found in {str(source)!r} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}).")
@@ -155,11 +161,18 @@ def score(
     if resume and not partial.exists() and target.exists():
         print(f"{target} is complete: nothing to resume (run without --resume to score again).")
         return target
+    record = provenance.describe(model_file, precision, model.decision, registered, source, shard)
+    if resume and partial.exists():
+        provenance.check_resume(partial, record)  # before kept_rows cuts anything off the partial file
+    provenance.write(partial, record)  # before the first row: a partial file always has its record
     items = (item for position, item in enumerate(input_items(source)) if not shard or shard.takes(position))
     counts = _write_all(
         model, items, partial, shard.size(total) if shard else total, resume, batch_size, workers, progress
     )
+    if shard:
+        provenance.write(target, record)  # merge checks the parts against each other
     os.replace(partial, target)  # all or nothing: the output is never a partly written file
+    provenance.remove(partial)
     print(f"scored {counts['scored']}, errors {counts['errors']}: {target}")
     if shard:
         print(f"once every shard is done: python -m {__package__.split('.')[0]} merge --output {output}")
@@ -191,13 +204,16 @@ def _check_paths(source: Path, output: Path, target: Path) -> None:
         ) from None
 
 
-def _load(model_dir: str | Path, precision: str, device: str) -> ExportedModel:
+def _load(model_dir: str | Path, precision: str, device: str) -> tuple[ExportedModel, Path, str | None]:
+    """The model, the ONNX file it runs and, for a registered one, its name and version."""
     from .registry import fetch, is_registry_uri
 
+    registered = None
     if is_registry_uri(model_dir):
-        model_dir, registered = fetch(str(model_dir))
-        print(f"scoring with {registered['uri']}: version {registered['version']} {registered['aliases']}")
-    return load_model(model_dir, precision, device)
+        model_dir, info = fetch(str(model_dir))
+        print(f"scoring with {info['uri']}: version {info['version']} {info['aliases']}")
+        registered = f"{info['name']} version {info['version']}"
+    return load_model(model_dir, precision, device), Path(model_dir) / PRECISIONS[precision], registered
 
 
 def _write_all(model, items, partial, total, resume, batch_size, workers, progress) -> dict[str, int]:
@@ -208,7 +224,7 @@ def _write_all(model, items, partial, total, resume, batch_size, workers, progre
     if kept is None:
         if partial.exists() and not resume:
             print(f"starting over: replacing {partial} (--resume would have gone on from it)", file=sys.stderr)
-        with partial.open("w", newline="", encoding="utf-8") as f:
+        with partial.open("w", newline="", **ENCODING) as f:
             csv.writer(f, lineterminator="\n").writerow(header)
         kept = 0
     else:
@@ -218,7 +234,7 @@ def _write_all(model, items, partial, total, resume, batch_size, workers, progre
     bar = tqdm(total=total, initial=kept, unit="image", file=sys.stderr, disable=not progress, mininterval=1)
     decode_one = partial_function(decode, resolution=model.resolution, resize=model.resize)
     try:
-        with bar, partial.open("a", newline="", encoding="utf-8") as f:
+        with bar, partial.open("a", newline="", **ENCODING) as f:
             writer = csv.writer(f, lineterminator="\n")
             for batch in batches(decoded(items, decode_one, workers, batch_size + 2 * workers), batch_size):
                 rows = rows_of(model, batch)
@@ -252,7 +268,7 @@ def kept_rows(partial: Path, header: list[str]) -> int | None:
             for raw in f:
                 complete["at"] += len(raw)
                 complete["whole"] = raw.endswith(b"\n")
-                yield raw.decode("utf-8", errors="replace")
+                yield raw.decode(**ENCODING)
 
     source = lines()
     reader = csv.reader(source)
@@ -282,7 +298,7 @@ def skip_kept(items: Iterator[Item], partial: Path, kept: int) -> int:
     """Take the first ``kept`` inputs off ``items``, checking the partial rows are theirs; returns how many of
     those rows hold an error."""
     errors = 0
-    with partial.open(newline="", encoding="utf-8") as f:
+    with partial.open(newline="", **ENCODING) as f:
         rows = csv.reader(f)
         next(rows)
         for position, row in enumerate(islice(rows, kept), start=1):

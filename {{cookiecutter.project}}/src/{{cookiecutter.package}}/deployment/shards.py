@@ -1,10 +1,12 @@
 """One collection scored on many machines: which share of the inputs this process takes, and the merge step.
 
 Shard ``i`` of ``n`` takes inputs ``i, i+n, i+2n, ...`` in the stable input order and writes
-``<output stem>.shard-<i>-of-<n>.csv``; ``merge`` interleaves the ``n`` parts back into input order. The
-share comes from ``--shard i/n``, else from the launcher's environment: torchrun (``RANK``/``WORLD_SIZE``),
-a Slurm job array (``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT``) or a Kubernetes indexed job
-(``JOB_COMPLETION_INDEX``, with ``WORLD_SIZE`` set to the job's completions in its pod template).
+``<output stem>.shard-<i>-of-<n>.csv``; ``merge`` interleaves the ``n`` parts back into input order, once their
+records (see ``provenance``) show one model, precision and input scored them all. On the command line the share
+comes from ``--shard i/n``, else from the launcher's environment: torchrun (``RANK``/``WORLD_SIZE``), a Slurm job
+array (``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT``) or a Kubernetes indexed job (``JOB_COMPLETION_INDEX``,
+with ``WORLD_SIZE`` set to the job's completions in its pod template). ``batch_score.score`` called from a program
+never reads the environment: a pipeline step run under such a launcher scores everything.
 """
 
 import csv
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import ConfigError, DataError
+from . import provenance
 
 PARTIAL = ".partial"  # suffix of a file still being written; renamed onto its name only once complete
+ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}  # as batch_score writes: a path's bytes as they are
 
 
 def partial_path(path: Path) -> Path:
@@ -121,8 +125,9 @@ def _complete_parts(output: Path) -> list[Path]:
 def merge(output: Path) -> tuple[Path, int]:
     """Join the shard parts of ``output`` into ``output``, in input order; returns it and its number of rows."""
     parts = _complete_parts(output)
+    provenance.check_parts(parts, [str(Shard(index, len(parts))) for index in range(len(parts))])
     partial = partial_path(output)
-    files = [part.open(newline="", encoding="utf-8") for part in parts]
+    files = [part.open(newline="", **ENCODING) for part in parts]
     try:
         readers = [csv.reader(f) for f in files]
         headers = [next(reader, None) for reader in readers]
@@ -136,12 +141,14 @@ def merge(output: Path) -> tuple[Path, int]:
         for f in files:
             f.close()
     os.replace(partial, output)
+    for part in parts:
+        provenance.remove(part)  # merged; the parts themselves stay until the user deletes them
     return output, written
 
 
 def _write(path: Path, header: list[str], rows) -> int:
     written = 0
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with path.open("w", newline="", **ENCODING) as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(header)
         for row in rows:
