@@ -201,3 +201,9 @@ def test_micro_batcher_survives_a_failing_batch_and_answers_everyone_at_stop():
 
     second, running = asyncio.run(scenario())
     assert second.shape == (1, 2) and not running
+
+
+def test_a_bad_service_setting_is_a_usage_error(exported_model):
+    command = [sys.executable, "-m", "{{ cookiecutter.package }}", "serve", "--model", str(exported_model)]
+    result = subprocess.run([*command, "--max-batch", "0"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--max-batch=0 must be positive" in result.stderr

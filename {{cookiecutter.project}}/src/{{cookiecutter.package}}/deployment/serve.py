@@ -65,7 +65,7 @@ def create_app(
         batcher.start()
         log.info(json.dumps({"event": "ready", **identity}))
         yield
-        await batcher.stop()  # uvicorn has already drained the requests in flight
+        await batcher.stop()  # after uvicorn drained the requests in flight (or shutdown_grace_s ran out)
         decoders.pool.shutdown(wait=False, cancel_futures=True)
         log.info(json.dumps({"event": "stopped"}))
 

@@ -3,6 +3,7 @@
 import os
 from dataclasses import dataclass, fields
 
+from ..core.errors import ConfigError
 from ..core.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
 
 
@@ -33,9 +34,9 @@ class ServiceSettings:
         for field in fields(self):
             value = getattr(self, field.name)
             if field.name != "api_key" and not (value > 0 or (field.name == "decode_threads" and value == 0)):
-                raise ValueError(f"Service setting --{field.name.replace('_', '-')}={value} must be positive.")
+                raise ConfigError(f"Service setting --{field.name.replace('_', '-')}={value} must be positive.")
         if self.max_images > self.max_queue:
-            raise ValueError(f"--max-images={self.max_images} must not exceed --max-queue={self.max_queue}.")
+            raise ConfigError(f"--max-images={self.max_images} must not exceed --max-queue={self.max_queue}.")
 
     @property
     def max_body_bytes(self) -> int:
