@@ -79,7 +79,7 @@ MODULES = set(
     deployment/page/index.html
     deployment/batcher.py deployment/service_metrics.py deployment/service_middleware.py
     deployment/service_protocol.py deployment/service_settings.py
-    deployment/quantize.py
+    deployment/provenance.py deployment/quantize.py
     deployment/report.py deployment/serve.py deployment/shards.py deployment/steps.py
     """.split()
 )

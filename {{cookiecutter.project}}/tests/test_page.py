@@ -1,4 +1,7 @@
-"""The service's page in a real headless Chromium: upload images, read labels and bars, see refusals."""
+"""The service's page in a real headless Chromium: upload images, read labels and bars, see refusals.
+
+The browser and its driver are Debian's (apt-get install chromium chromium-driver) unless CHROME_BINARY and
+CHROMEDRIVER name others, as the GitHub workflow does for its runner's Google Chrome and ChromeDriver."""
 
 import base64
 import json
@@ -11,7 +14,8 @@ import requests
 
 from {{ cookiecutter.package }}.deployment.serve import running_service
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+CHROMIUM = Path(os.environ.get("CHROME_BINARY") or "/usr/bin/chromium")
+CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER") or "/usr/bin/chromedriver")
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -26,14 +30,18 @@ FLAGS = [
 
 
 def browser_or_skip() -> None:
-    """Skip without Debian's Chromium and driver, unless REQUIRE_BROWSER=1 (CI) makes that a failure."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    """Skip without a browser and its driver, unless REQUIRE_BROWSER=1 (CI) makes that a failure."""
+    named = {CHROMIUM: "CHROME_BINARY", CHROMEDRIVER: "CHROMEDRIVER"}
+    missing = [f"{path} ({name})" for path, name in named.items() if not path.is_file()]
     try:
         import selenium  # noqa: F401
     except ImportError:
         missing.append("selenium (pip install selenium)")
     if missing:
-        reason = f"no browser for the page test: {', '.join(missing)} missing; apt-get install chromium chromium-driver"
+        reason = (
+            f"no browser for the page test: {', '.join(missing)} missing; apt-get install chromium chromium-driver, "
+            "or set CHROME_BINARY and CHROMEDRIVER to a Chrome and its ChromeDriver"
+        )
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail(reason)
         pytest.skip(reason)

@@ -73,16 +73,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_health(process: subprocess.Popen, url: str, timeout: float = 120) -> None:
+def wait_for_health(process: subprocess.Popen, url: str, log: Path, timeout: float = 120) -> None:
+    """Until /health answers; the service's output (``log``) is shown if it exits or never answers."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process.poll() is None, f"the service exited with {process.returncode}:\n{process.stdout.read()}"
+        assert process.poll() is None, f"the service exited with {process.returncode}:\n{log.read_text()}"
         try:
             if requests.get(f"{url}/health", timeout=2).ok:
                 return
-        except requests.ConnectionError:
-            time.sleep(0.3)
-    pytest.fail(f"{url}/health did not answer within {timeout:.0f} s")
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy loading the model
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"{url}/health did not answer within {timeout:.0f} s; the service wrote:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")
@@ -105,16 +107,18 @@ def test_serve_extra_has_no_torch_and_installs_a_wheel(serve_venv):
     assert location.startswith(str(venv)), f"{PACKAGE} imported from {location}, not from the installed wheel"
 
 
-def test_dockerfile_command_serves_the_model_and_page(serve_venv, exported_model, tiny_images):
+def test_dockerfile_command_serves_the_model_and_page(serve_venv, exported_model, tiny_images, tmp_path):
     venv, env, stage = serve_venv
     port = free_port()
     command = in_venv(json.loads(dict(stage)["CMD"]), venv, port, exported_model)
     healthcheck = in_venv(json.loads(dict(stage)["HEALTHCHECK"].split(" CMD ", 1)[1]), venv, port, exported_model)
     assert subprocess.run(healthcheck, env=env, capture_output=True, timeout=30).returncode != 0  # nothing there yet
-    process = subprocess.Popen(command, env=env, cwd=venv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "service.log"  # a file, not a pipe: nobody reads a pipe while it runs, and a full one stalls it
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, env=env, cwd=venv, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_health(process, url)
+        wait_for_health(process, url, log)
         assert subprocess.run(healthcheck, env=env, capture_output=True, timeout=30).returncode == 0
         health = requests.get(f"{url}/health", timeout=10).json()
         image = sorted(tiny_images.rglob("*.png"))[0]

@@ -33,7 +33,7 @@ from ..core.images import IMAGE_EXTENSIONS, ImageRefused, read_checked, walk_ima
 from . import provenance, shards
 from .predict import PRECISIONS, ExportedModel, load_model, predict
 
-ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}  # a path's undecodable bytes are written as they are
+ENCODING = shards.ENCODING  # a path's undecodable bytes are written as they are, and read back the same
 
 
 @dataclass(frozen=True)

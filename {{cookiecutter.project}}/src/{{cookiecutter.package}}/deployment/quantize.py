@@ -9,9 +9,11 @@ is quantized: pooling, head and softmax stay float, because quantizing the bilin
 changed 39% of the demo model's answers, and those layers are a small part of the work.
 
 Only export runs this module; it imports ONNX Runtime's quantization tools (and so ``onnx``) when it runs, so
-scoring and serving never load them.
+scoring and serving never load them. int8 is optional: whatever fails while quantizing or checking it, the export
+goes on with fp32 alone and the model card says why.
 """
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -70,7 +72,8 @@ def quantize(model_dir: str | Path, calibration_paths: list[str], out: str | Pat
     if not calibration_paths:
         raise ValueError("No calibration images: int8 quantization needs training images to measure activations.")
     fp32 = load_model(model_dir)  # the checks of an exported folder, and its resolution and resize
-    with tempfile.TemporaryDirectory(prefix=".int8-", dir=out.parent) as tmp:
+    beside = model_dir.resolve().parent  # not in the model folder: a killed export leaves nothing there
+    with tempfile.TemporaryDirectory(prefix=f".{model_dir.name}.int8-", dir=beside) as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(model_dir / MODEL_FILE), str(prepared), skip_symbolic_shape=True)
         quantize_static(
@@ -91,8 +94,9 @@ def quantize(model_dir: str | Path, calibration_paths: list[str], out: str | Pat
 def validation_accuracies(
     model_dir: str | Path, paths: list[str], labels: list[str], int8_file: str = INT8_MODEL_FILE
 ) -> tuple[float, float]:
-    """Accuracy of the fp32 and the int8 model on ``paths`` with true ``labels``, each deciding as scoring does
-    (the exported decision threshold, else the highest probability), on the same decoded images."""
+    """Accuracy of the fp32 and the int8 model (``int8_file``: a name in ``model_dir``, or a path) on ``paths`` with
+    true ``labels``, each deciding as scoring does (the exported decision threshold, else the highest probability),
+    on the same decoded images."""
     if len(paths) != len(labels) or not paths:
         raise ValueError(f"Need as many labels as images, and at least one: got {len(paths)} and {len(labels)}.")
     fp32 = load_model(model_dir)
@@ -105,6 +109,12 @@ def validation_accuracies(
             right[i] += (np.asarray(fp32.labels(probs), dtype=str) == truth).sum()
     fp32_accuracy, int8_accuracy = right / len(paths)
     return float(fp32_accuracy), float(int8_accuracy)
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """``Type: message`` on one line, cut to ``limit`` characters (the model card shows it)."""
+    text = f"{type(error).__name__}: {' '.join(str(error).split())}".rstrip(": ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def quantize_checked(
@@ -127,12 +137,17 @@ def quantize_checked(
     if not calibration_paths or not val_paths:
         missing = "training" if not calibration_paths else "validation"
         return {**record, "reason": f"no {missing} images to calibrate and check an int8 model with"}
-    candidate = quantize(model_dir, calibration_paths, model_dir / f".candidate.{INT8_MODEL_FILE}")
+    candidate = model_dir.resolve().parent / f".{model_dir.name}.candidate.{INT8_MODEL_FILE}"  # beside, as above
     try:
-        fp32, int8 = validation_accuracies(model_dir, val_paths, val_labels, candidate.name)
+        quantize(model_dir, calibration_paths, candidate)
+        fp32, int8 = validation_accuracies(model_dir, val_paths, val_labels, str(candidate))
         kept = int8 >= fp32 - tolerance - 1e-9  # accuracies are fractions of whole images: no rounding slips
         if kept:
             candidate.replace(model_dir / INT8_MODEL_FILE)
+    except Exception as error:  # ONNX Runtime's quantizer raises anything; the fp32 model is the export
+        reason = f"int8 quantization failed ({one_line(error)}): not kept; score and serve use fp32"
+        print(reason, file=sys.stderr)
+        return {**record, "reason": reason}
     finally:
         candidate.unlink(missing_ok=True)
     verdict = "at most" if kept else "more than"
