@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from ..core import tables
 from ..core.errors import ConfigError, DataError
-from ..core.images import IMAGE_EXTENSIONS, ImageRefused, read_checked, walk_images
+from ..core.images import IMAGE_EXTENSIONS, ImageRefused, PixelBudget, read_checked, walk_images
 from . import provenance, shards
 from .predict import PRECISIONS, ExportedModel, load_model, predict
 
@@ -73,6 +73,10 @@ def _table_items(table: Path) -> Iterator[Item]:
             yield Item("", f"{row.where}: no path in this row; fill in its 'path' column")
 
 
+# The decoding threads share one budget of pixels, so a folder of huge images cannot multiply memory by --workers.
+DECODE_BUDGET = PixelBudget()
+
+
 def decode(item: Item, resolution: int, resize: str) -> tuple[np.ndarray | None, str]:
     """The image as the model takes it, or None and the reason it cannot be scored."""
     if item.error:
@@ -81,7 +85,7 @@ def decode(item: Item, resolution: int, resize: str) -> tuple[np.ndarray | None,
         with open(item.path, "rb") as f:
             if os.fstat(f.fileno()).st_size == 0:
                 return None, "empty file (0 bytes)"
-            return read_checked(f, resolution, resize), ""
+            return read_checked(f, resolution, resize, budget=DECODE_BUDGET), ""
     except ImageRefused as refused:
         return None, str(refused)
     except OSError as error:  # missing, unreadable, a folder: before Pillow sees any byte
