@@ -250,6 +250,8 @@ def test_the_model_and_exit_reports_hold_the_runs_numbers(smoke_run):
     assert f"serve --model models:/{registered['name']}@candidate" in exit_report
     assert f"validation accuracy {int8['val_accuracy_int8']:.4f} vs fp32 {int8['val_accuracy_fp32']:.4f}" in exit_report
     assert ("`model.int8.onnx` kept" in exit_report) == int8["kept"] == (out / "model" / "model.int8.onnx").is_file()
+    service = json.loads((out / "results" / "03_web_service.json").read_text())["answer"]["model"]
+    assert (service["name"], service["version"]) == (registered["name"], registered["version"]), "from model.json"
 
 
 # Last: nbval executes the notebooks again in the same run folder, so it rewrites the results read above.

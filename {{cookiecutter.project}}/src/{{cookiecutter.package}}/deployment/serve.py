@@ -100,7 +100,7 @@ def create_app(
                 "resolution": model.resolution,
                 "resize": model.resize,  # how every image is made square before the model sees it
                 "precision": model.precision,
-                "model": registered or {},  # name, version and aliases when served from the registry
+                "model": {**identity, "uri": (registered or {}).get("uri")},  # which model and version answers
                 "api_key_required": bool(settings.api_key),
             },
             200 if alive else 503,
@@ -157,10 +157,12 @@ class Decoders:
 
 
 def _identity(model: ExportedModel, registered: dict) -> dict[str, object]:
-    """Which model answered: in every prediction, so a client can tell versions apart."""
+    """Which model answered: in every prediction, so a client can tell versions apart. Served from the registry,
+    the registry says; served as a folder, the registration export recorded in model.json (aliases move, so none)."""
+    known = registered or model.metadata.get("registered") or {}
     return {
-        "name": registered.get("name") or model.metadata.get("project", ""),
-        "version": registered.get("version"),
+        "name": known.get("name") or model.metadata.get("project", ""),
+        "version": known.get("version"),
         "aliases": registered.get("aliases", []),
         "precision": model.precision,
         "backbone": model.metadata.get("backbone"),

@@ -100,6 +100,8 @@ def export_model(cfg: DeployConfig, run: RunFolder) -> ExportResults:
         tracker.artifacts(path, folder)
     registered = register(tracker, model_dir)
     print(f"registered models:/{registered['name']} version {registered['version']} as {registered['alias']!r}")
+    metadata["registered"] = {"name": registered["name"], "version": registered["version"]}  # served as a folder too
+    write_metadata(model_dir, metadata)
     tracker.artifacts(write_exit_report(run.exit_report, model_dir, metadata, metrics, registered), "reports")
     files = sorted(p.name for p in model_dir.iterdir())
     results = ExportResults(str(model_dir), gap, files, registered, metadata["int8"])
