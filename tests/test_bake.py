@@ -66,7 +66,7 @@ COMMON = {
 MODULES = set(
     """
     __init__.py __main__.py
-    core/__init__.py core/cli.py core/config.py core/decision.py core/docs.py core/errors.py core/images.py
+    core/__init__.py core/cli.py core/config.py core/cpu.py core/decision.py core/docs.py core/errors.py core/images.py
     core/onnx_io.py core/paths.py core/pipeline.py core/plots.py core/run_folder.py core/tables.py core/tracking.py
     acquisition/__init__.py acquisition/checks.py acquisition/download.py acquisition/duplicates.py
     acquisition/manifest.py acquisition/report.py acquisition/review.py acquisition/samples/__init__.py

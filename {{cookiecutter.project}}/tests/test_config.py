@@ -207,3 +207,19 @@ def test_a_wrong_type_on_the_command_line_is_one_line_and_exit_code_2(tmp_path):
 def test_a_decision_target_is_complete_and_in_range(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         EvaluateConfig(**kwargs)
+
+
+def test_available_cores_respects_a_container_quota(tmp_path, monkeypatch):
+    import os
+
+    from {{ cookiecutter.package }}.core import cpu
+
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    quota = tmp_path / "cpu.max"
+    monkeypatch.setattr(cpu, "CGROUP_QUOTA", quota)
+    quota.write_text("max 100000\n")
+    assert cpu.available_cores() == affinity
+    quota.write_text("50000 100000\n")  # docker --cpus 0.5: one core, never zero
+    assert cpu.available_cores() == 1
+    quota.write_text(f"{affinity * 300000} 100000\n")  # a quota above the affinity changes nothing
+    assert cpu.available_cores() == affinity

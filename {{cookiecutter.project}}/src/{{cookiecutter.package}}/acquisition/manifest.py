@@ -8,7 +8,6 @@ import csv
 import hashlib
 import itertools
 import multiprocessing
-import os
 from collections.abc import Iterable, Iterator
 from functools import partial
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..core.cpu import available_cores
 from .checks import DEFAULT_MAX_PIXELS, HASH_SIZE, check_image
 
 COLUMNS = ["path", "label", "split", "dup_group", "sha256", "width", "height", "mode", "status", "reason"]
@@ -28,7 +28,7 @@ def worker_count(workers: int) -> int:
     """0 means one worker per CPU core this process may use."""
     if workers > 0:
         return workers
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return available_cores()
 
 
 def _check_row(row: dict, max_pixels: int, hash_size: int) -> dict:

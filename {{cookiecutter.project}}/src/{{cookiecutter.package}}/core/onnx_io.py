@@ -3,10 +3,11 @@
 The featurizer, the exported classifier and the service all go through here.
 """
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from .cpu import available_cores
 
 INPUT_NAME = "images"
 
@@ -61,8 +62,7 @@ def session(path: Path, device: str = "cpu", threads: int = 0, spin: bool = True
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
-    options.intra_op_num_threads = threads or cores
+    options.intra_op_num_threads = threads or available_cores()
     options.log_severity_level = 3
     if not spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")

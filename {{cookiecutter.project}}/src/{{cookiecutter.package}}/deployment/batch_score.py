@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..core import tables
+from ..core.cpu import available_cores
 from ..core.errors import ConfigError, DataError
 from ..core.images import IMAGE_EXTENSIONS, ImageRefused, PixelBudget, read_checked, walk_images
 from . import provenance, shards
@@ -234,7 +235,7 @@ def _write_all(model, items, partial, total, resume, batch_size, workers, progre
     else:
         counts["errors"] = skip_kept(items, partial, kept)
         counts["scored"] = kept - counts["errors"]
-    workers = workers or _cores()
+    workers = workers or available_cores()
     bar = tqdm(total=total, initial=kept, unit="image", file=sys.stderr, disable=not progress, mininterval=1)
     decode_one = partial_function(decode, resolution=model.resolution, resize=model.resize)
     try:
@@ -254,10 +255,6 @@ def _write_all(model, items, partial, total, resume, batch_size, workers, progre
         print(f"stopped after {done} rows, kept in {partial}: run again with --resume to go on.", file=sys.stderr)
         raise
     return counts
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def kept_rows(partial: Path, header: list[str]) -> int | None:

@@ -1,8 +1,8 @@
 """The service's limits and knobs, in one place: every one has a safe default and a `serve` flag."""
 
-import os
 from dataclasses import dataclass, fields
 
+from ..core.cpu import available_cores
 from ..core.errors import ConfigError
 from ..core.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
 
@@ -44,8 +44,7 @@ class ServiceSettings:
 
     @property
     def decode_workers(self) -> int:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        return self.decode_threads or cores
+        return self.decode_threads or available_cores()
 
 
 def setting_names() -> list[str]:
