@@ -151,6 +151,23 @@ def test_connections_that_never_finish_their_headers_are_closed(exported_model):
     assert closed == 8 and health == 200, "idle half-open connections must not hold the connection limit"
 
 
+def test_a_body_that_trickles_in_is_refused_and_frees_its_slot(exported_model, tiny_images):
+    image = next(tiny_images.rglob("*.png"))
+    with running_service(exported_model, args=("--max-uploads", "1")) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as slow:
+            slow.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10)
+            started = time.monotonic()
+            answer = slow.recv(4096).decode()  # nothing more is sent
+            waited = time.monotonic() - started
+            while "KB/s" not in answer and (more := slow.recv(4096)):  # the body may come in a second packet
+                answer += more.decode()
+        after = requests.post(f"{url}/predict", files={"files": image.open("rb")}, timeout=30)
+    assert answer.startswith("HTTP/1.1 408") and "KB/s" in answer
+    assert waited < 10, f"refused after {waited:.1f} s, not at the 30 s read timeout"
+    assert after.status_code == 200, "the only upload slot is free again"
+
+
 def test_schema_driven_fuzzing_finds_no_server_error(service):
     command = [sys.executable, "-m", "schemathesis.cli", "run", f"{service}/openapi.json"]
     command += ["--checks", "not_a_server_error", "--max-examples", "150", "--seed", "1", "--workers", "1"]

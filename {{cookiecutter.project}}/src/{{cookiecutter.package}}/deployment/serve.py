@@ -75,6 +75,7 @@ def create_app(
         max_bytes=settings.max_body_bytes,
         timeout_s=settings.read_timeout_s,
         max_uploads=settings.max_uploads,
+        min_rate=settings.min_upload_kb_s * 1024,
     )
     app.add_middleware(ApiKey, key=settings.api_key, paths=("/predict", "/metrics"))
     app.add_middleware(RequestLog, metrics=metrics)  # outermost: every answer, refusals included, gets an id

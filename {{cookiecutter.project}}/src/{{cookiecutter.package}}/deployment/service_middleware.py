@@ -61,6 +61,13 @@ class RequestLog:
             log.info(json.dumps(line))
 
 
+SLOW_GRACE_S = 2.0  # every body may take this long, whatever its rate
+
+
+class TooSlow(Exception):
+    """The body arrives too slowly to be worth an upload slot."""
+
+
 class ApiKey:
     """With a key set, ``paths`` answer 401 unless the X-API-Key header holds it: checked before any body is read,
     so a client without the key takes neither an upload slot nor parsing work."""
@@ -83,8 +90,8 @@ class BodyLimit:
     At most ``max_uploads`` requests with a body are handled at once; the others wait their turn (unread, in the
     kernel's buffers) for up to ``timeout_s``, then get 503 with Retry-After: memory stays bounded under any load."""
 
-    def __init__(self, app, max_bytes: int, timeout_s: float, max_uploads: int):
-        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+    def __init__(self, app, max_bytes: int, timeout_s: float, max_uploads: int, min_rate: float):
+        self.app, self.max_bytes, self.timeout_s, self.min_rate = app, max_bytes, timeout_s, min_rate
         self.uploads = asyncio.Semaphore(max_uploads)
 
     async def __call__(self, scope, receive, send):
@@ -107,6 +114,9 @@ class BodyLimit:
             body = await asyncio.wait_for(self._read(receive), self.timeout_s)
         except asyncio.TimeoutError:
             return await send_json(send, 408, f"The request body did not arrive within {self.timeout_s:g} s.")
+        except TooSlow:
+            detail = f"The request body arrived slower than {self.min_rate / 1024:g} KB/s; send it at once."
+            return await send_json(send, 408, detail)
         if body is None:
             return await send_json(send, 413, self._too_large())
         pending = [body]
@@ -120,9 +130,17 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _read(self, receive) -> bytes | None:
+        """The whole body; None past max_bytes; TooSlow when, after a grace period, it arrives slower than
+        min_rate on average (a slow sender would otherwise hold an upload slot for the whole timeout)."""
         chunks, size = [], 0
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         while True:
-            message = await receive()
+            due = started + max(SLOW_GRACE_S, (size + 1) / self.min_rate)  # when the next byte is late
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, due - loop.time()))
+            except asyncio.TimeoutError:
+                raise TooSlow from None
             if message["type"] == "http.disconnect":
                 return b""
             chunks.append(message.get("body", b""))

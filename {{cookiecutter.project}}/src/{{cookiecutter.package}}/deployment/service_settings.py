@@ -17,6 +17,7 @@ class ServiceSettings:
     max_side: int = DEFAULT_MAX_SIDE
     decode_timeout_s: float = 10.0
     read_timeout_s: float = 30.0  # the whole body must arrive within this (408), so slow senders cannot hold memory
+    min_upload_kb_s: float = 32.0  # and, after 2 s, at least this fast on average (408): slots go to real uploads
     # Micro-batching: requests that arrive within max_wait_ms share one ONNX Runtime call of up to max_batch images.
     max_batch: int = 32
     max_wait_ms: float = 5.0
