@@ -158,16 +158,19 @@ def tiny_classifier() -> ImageClassifier:
     return ImageClassifier(backbone, nn.Linear(1280, 2)).eval()
 
 
+# What export records for the tiny models of these tests: the stripes' classes, 32 px, stretched.
+TINY_METADATA = {
+    "classes": ["horizontal", "vertical"],
+    "resolution": TINY_RESOLUTION,
+    "resize": "stretch",
+    "backbone": "efficientnet_lite0",
+    "classifier": "logistic_regression",
+}
+
+
 @pytest.fixture(scope="session")
 def exported_model(tmp_path_factory: pytest.TempPathFactory, tiny_classifier: ImageClassifier) -> Path:
-    metadata = {
-        "classes": ["horizontal", "vertical"],
-        "resolution": TINY_RESOLUTION,
-        "resize": "stretch",
-        "backbone": "efficientnet_lite0",
-        "classifier": "logistic_regression",
-    }
-    return write_exported_model(tiny_classifier, tmp_path_factory.mktemp("model"), metadata)
+    return write_exported_model(tiny_classifier, tmp_path_factory.mktemp("model"), TINY_METADATA)
 
 
 @pytest.fixture(scope="session")

@@ -5,15 +5,14 @@ import csv
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import png_header_only
 from PIL import Image
 
 from {{ cookiecutter.package }}.acquisition import sources
@@ -57,16 +56,6 @@ def kill_when_stalled(args: list[str], stall: Path, partial: Path, written: int)
     assert killed.wait(timeout=30) == -signal.SIGKILL
 
 
-def png_header(width: int, height: int) -> bytes:
-    """45 bytes: a PNG signature, a valid IHDR declaring width x height 8-bit RGB, and IEND; no pixels."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
-
-
 def mixed_folder(root: Path, tiny_images: Path) -> dict[str, str]:
     """Good images (two classes, PNG and JPEG, one 16-bit) and bad files; returns {name: expected error}."""
     root.mkdir()
@@ -78,7 +67,7 @@ def mixed_folder(root: Path, tiny_images: Path) -> dict[str, str]:
     Image.fromarray(np.zeros((1, 21_000), np.uint16)).save(root / "wide_16bit.png")  # over the 20,000 side limit
     (root / "random.png").write_bytes(np.random.default_rng(0).bytes(3000))
     (root / "truncated.png").write_bytes(good_png[: len(good_png) // 2])
-    (root / "bomb.png").write_bytes(png_header(100_000, 100_000))
+    (root / "bomb.png").write_bytes(png_header_only(100_000, 100_000))
     (root / "empty.png").write_bytes(b"")
     expected = {path.name: "" for path in root.iterdir()}
     expected |= {
@@ -93,7 +82,7 @@ def mixed_folder(root: Path, tiny_images: Path) -> dict[str, str]:
 
 def test_a_folder_of_good_and_bad_files_gets_a_row_each_and_exits_0(exported_model, tiny_images, tmp_path):
     expected = mixed_folder(tmp_path / "mixed", tiny_images)
-    assert len(png_header(100_000, 100_000)) == 45
+    assert len(png_header_only(100_000, 100_000)) == 45
     out = tmp_path / "scores.csv"
     result = run_score("--model", str(exported_model), "--input", str(tmp_path / "mixed"), "--output", str(out))
     assert result.returncode == 0, result.stderr[-3000:]

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import TINY_RESOLUTION, write_stripes_dataset
+from conftest import TINY_METADATA, TINY_RESOLUTION, write_stripes_dataset
 from onnx import TensorProto
 from PIL import Image
 from torch import nn
@@ -62,13 +62,7 @@ def stripes_model(tmp_path_factory, tiny_classifier, tiny_images) -> Path:
         offset = float(direction @ (means[0] + means[1]) / 2) * scale / 2
         head.bias.copy_(torch.tensor([offset, -offset]))
     model = ImageClassifier(tiny_classifier.backbone, head).eval()
-    metadata = {
-        "classes": CLASSES,
-        "resolution": TINY_RESOLUTION,
-        "resize": "stretch",
-        "backbone": "efficientnet_lite0",
-        "classifier": "linear_probe",
-    }
+    metadata = {**TINY_METADATA, "classes": CLASSES, "classifier": "linear_probe"}
     return write_exported_model(model, tmp_path_factory.mktemp("stripes_model"), metadata)
 
 

@@ -6,14 +6,14 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
+
+from {{ cookiecutter.package }}.deployment.serve import free_port, wait_until_ready
 
 PROJECT = Path(__file__).resolve().parents[1]
 PACKAGE = "{{ cookiecutter.package }}"
@@ -67,26 +67,6 @@ def in_venv(command: list[str], venv: Path, port: int, model: Path) -> list[str]
     return [swap.get(word, word.replace(":8000/", f":{port}/")) for word in command]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_health(process: subprocess.Popen, url: str, log: Path, timeout: float = 120) -> None:
-    """Until /health answers; the service's output (``log``) is shown if it exits or never answers."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the service exited with {process.returncode}:\n{log.read_text()}"
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                return
-        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy loading the model
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"{url}/health did not answer within {timeout:.0f} s; the service wrote:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def serve_venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], list[tuple[str, str]]]:
     """A fresh venv with the project installed by the Dockerfile's own lines; the venv, its ENV and the stage."""
@@ -118,7 +98,7 @@ def test_dockerfile_command_serves_the_model_and_page(serve_venv, exported_model
         process = subprocess.Popen(command, env=env, cwd=venv, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_health(process, url, log)
+        wait_until_ready(process, url, log.read_text, 120)
         assert subprocess.run(healthcheck, env=env, capture_output=True, timeout=30).returncode == 0
         health = requests.get(f"{url}/health", timeout=10).json()
         image = sorted(tiny_images.rglob("*.png"))[0]

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -280,22 +280,23 @@ def running_service(
         service = RunningService(f"http://127.0.0.1:{port}")
         service.process, service.output = process, output
         try:
-            _wait_until_ready(service, timeout)
+            wait_until_ready(process, service, service.log, timeout)
             yield service
         finally:
             process.terminate()
             process.wait(timeout=30)
 
 
-def _wait_until_ready(service: RunningService, timeout: float) -> None:
+def wait_until_ready(process: subprocess.Popen, url: str, read_log: Callable[[], str], timeout: float) -> None:
+    """Until the service at ``url`` answers /ready; what it printed (``read_log``) if it exits or never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            raise RuntimeError(f"The service exited with code {service.process.returncode}:\n{service.log()[-5000:]}")
+        if process.poll() is not None:
+            raise RuntimeError(f"The service exited with code {process.returncode}:\n{read_log()[-5000:]}")
         try:
-            if requests.get(f"{service}/ready", timeout=2).ok:
+            if requests.get(f"{url}/ready", timeout=2).ok:
                 return
         except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading the model
             pass
         time.sleep(0.3)
-    raise TimeoutError(f"The service at {service} was not ready within {timeout:.0f} s.")
+    raise TimeoutError(f"The service at {url} was not ready within {timeout:.0f} s:\n{read_log()[-5000:]}")
