@@ -137,3 +137,28 @@ def test_stretch_keeps_everything_crop_the_centre_pad_everything_with_grey_borde
 def test_an_unknown_resize_mode_names_the_choices():
     with pytest.raises(ValueError, match="Invalid RESIZE 'fit'. Only stretch, crop, pad"):
         to_square(wide_image(), 32, "fit")
+
+
+def test_untrusted_reading_gives_the_training_pixels_for_every_kind_of_image(tmp_path):
+    """The service and scorer (read_checked) must feed the model exactly what training saw (load_image), for
+    grey images squared before RGB too; known answer: a grey image squared, then made RGB, equals RGB squared."""
+    from {{ cookiecutter.package }}.core.images import read_checked, to_rgb
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (70, 110), dtype=np.uint8)
+    images = {
+        "grey.png": Image.fromarray(grey, "L"),
+        "rgb.jpg": Image.fromarray(rng.integers(0, 256, (90, 60, 3), dtype=np.uint8)),
+        "rgba.png": Image.fromarray(rng.integers(0, 256, (50, 80, 4), dtype=np.uint8), "RGBA"),
+        "grey16.png": Image.fromarray(rng.integers(0, 65536, (64, 48), dtype=np.uint16)),
+        "palette.gif": Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).convert("P"),
+    }
+    for name, image in images.items():
+        image.save(tmp_path / name)
+    for resize in RESIZE_CHOICES:
+        for name in images:
+            with (tmp_path / name).open("rb") as f:
+                untrusted = read_checked(f, 32, resize)
+            assert np.array_equal(untrusted, load_image(tmp_path / name, 32, resize)), (name, resize)
+        rgb_first = np.asarray(to_square(to_rgb(Image.fromarray(grey, "L")), 32, resize))
+        assert np.array_equal(load_image(tmp_path / "grey.png", 32, resize), rgb_first), resize
