@@ -117,7 +117,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="resize-bench-") as tmp:
         bake(Path(tmp))
-        from solar_cell_inspection.core.images import RESIZE_CHOICES
+        from solar_cell_inspection.core.choices import RESIZES as RESIZE_CHOICES
 
         report = {"photos": {name: photos_per_mode(name, RESIZE_CHOICES) for name in args.backbones}}
         if not args.skip_elpv:

@@ -85,7 +85,7 @@ def peak_memory_mb(pid: int) -> float:
 
 
 def measure_service(model_dir: Path, serve_args: tuple[str, ...], image: Path, load_script: Path, args) -> dict:
-    from solar_cell_inspection.deployment.serve import running_service
+    from solar_cell_inspection.deployment.launcher import running_service
 
     with running_service(model_dir, args=serve_args, timeout=180) as url:
         http_load(load_script, url, image, 64, 16)  # warm the sessions, threads and connections

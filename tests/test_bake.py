@@ -75,12 +75,13 @@ MODULES = set(
     modeling/evaluate.py modeling/explain.py modeling/features.py modeling/model.py modeling/pooling.py
     modeling/probe.py modeling/report.py
     modeling/steps.py modeling/sweep.py modeling/threshold.py modeling/train.py
-    deployment/__init__.py deployment/batch_score.py deployment/export.py deployment/predict.py deployment/registry.py
-    deployment/page/index.html
-    deployment/batcher.py deployment/service_metrics.py deployment/service_middleware.py
-    deployment/service_protocol.py deployment/service_settings.py
-    deployment/provenance.py deployment/quantize.py
-    deployment/report.py deployment/serve.py deployment/shards.py deployment/steps.py
+    deployment/__init__.py deployment/export.py deployment/launcher.py deployment/predict.py deployment/quantize.py
+    deployment/registry.py deployment/report.py deployment/steps.py
+    deployment/scoring/__init__.py deployment/scoring/batch_score.py deployment/scoring/provenance.py
+    deployment/scoring/shards.py
+    deployment/service/__init__.py deployment/service/app.py deployment/service/batcher.py
+    deployment/service/metrics.py deployment/service/middleware.py deployment/service/protocol.py
+    deployment/service/settings.py deployment/service/page/index.html
     """.split()
 )
 

@@ -18,6 +18,7 @@ from torchvision.models.feature_extraction import create_feature_extractor
 from {{ cookiecutter.package }}.core import onnx_io
 from {{ cookiecutter.package }}.core.images import load_batch
 from {{ cookiecutter.package }}.modeling.backbones import BACKBONES, get_backbone, imagenet_classes, imagenet_classifier
+from {{ cookiecutter.package }}.modeling.onnx_export import export_onnx
 from {{ cookiecutter.package }}.modeling.pooling import POOLINGS, featurizer
 
 LITE = [name for name, spec in BACKBONES.items() if spec.bundled]
@@ -167,7 +168,7 @@ def test_pretrained_lite_recognises_real_photos_through_onnx_runtime(name, photo
     resolution = BACKBONES[name].resolution
     model = imagenet_classifier(name, resolution=resolution)
     images = load_batch([str(p) for p in photos.values()], resolution)
-    session = onnx_io.session(onnx_io.export_onnx(model, tmp_path / "imagenet.onnx", resolution, "logits"))
+    session = onnx_io.session(export_onnx(model, tmp_path / "imagenet.onnx", resolution, "logits"))
     logits = onnx_io.run(session, images)
     with torch.inference_mode():
         np.testing.assert_allclose(logits, model(torch.from_numpy(images)).numpy(), atol=1e-3, rtol=1e-4)
@@ -190,7 +191,7 @@ def test_onnx_runtime_agrees_with_torch(name, pooling, photos, tmp_path):
     resolution = spec.resolution if spec.bundled else PARITY_RESOLUTION
     model = featurizer(name, pooling=pooling, weights=weights, resolution=resolution)
     images = load_batch([str(p) for p in photos.values()][:2], resolution)
-    session = onnx_io.session(onnx_io.export_onnx(model, tmp_path / "features.onnx", resolution, "features"))
+    session = onnx_io.session(export_onnx(model, tmp_path / "features.onnx", resolution, "features"))
     with torch.inference_mode():
         expected = model(torch.from_numpy(images)).numpy()
     assert_close(onnx_io.run(session, images), expected)

@@ -18,9 +18,9 @@ from PIL import Image
 from {{ cookiecutter.package }}.acquisition import sources
 from {{ cookiecutter.package }}.core.errors import ConfigError, DataError
 from {{ cookiecutter.package }}.core.images import load_batch
-from {{ cookiecutter.package }}.deployment import shards
-from {{ cookiecutter.package }}.deployment.batch_score import decoded, input_items, score
 from {{ cookiecutter.package }}.deployment.predict import load_model, predict
+from {{ cookiecutter.package }}.deployment.scoring import shards
+from {{ cookiecutter.package }}.deployment.scoring.batch_score import decoded, input_items, score
 
 PACKAGE = "{{ cookiecutter.package }}"
 

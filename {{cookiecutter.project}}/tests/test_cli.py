@@ -124,7 +124,7 @@ def show_in_the_comparison_notebook(run) -> str:
     """04_compare_runs executed on ``run`` with papermill; its outputs as text."""
     import papermill
 
-    from {{ cookiecutter.package }}.core.pipeline import notebook_paths
+    from {{ cookiecutter.package }}.orchestration.pipeline import notebook_paths
 
     notebook = next(p for p in notebook_paths() if p.name == "04_compare_runs.ipynb")
     executed = run / "04_compare_runs.ipynb"

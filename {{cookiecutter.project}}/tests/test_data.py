@@ -12,7 +12,7 @@ from {{ cookiecutter.package }}.acquisition.checks import check_image
 from {{ cookiecutter.package }}.acquisition.manifest import check_rows, limit_per_class
 from {{ cookiecutter.package }}.core.images import (
     PAD_VALUE,
-    RESIZE_CHOICES,
+    RESIZES,
     load_image,
     open_rgb_or_grey,
     to_square,
@@ -121,12 +121,12 @@ def wide_image() -> Image.Image:
 
 def test_a_square_image_comes_out_the_same_whatever_the_resize_mode():
     square = wide_image().crop((25, 0, 125, 100))
-    made = [np.asarray(to_square(square, 50, mode)) for mode in RESIZE_CHOICES]
+    made = [np.asarray(to_square(square, 50, mode)) for mode in RESIZES]
     assert all(np.array_equal(made[0], other) for other in made[1:])
 
 
 def test_stretch_keeps_everything_crop_the_centre_pad_everything_with_grey_borders():
-    stretched, cropped, padded = (np.asarray(to_square(wide_image(), 40, mode)) for mode in RESIZE_CHOICES)
+    stretched, cropped, padded = (np.asarray(to_square(wide_image(), 40, mode)) for mode in RESIZES)
     assert stretched.shape == cropped.shape == padded.shape == (40, 40, 3)
     assert stretched[:, 0, 0].min() > 200 and stretched[:, -1, 2].min() > 200  # both ends kept, squeezed
     assert (cropped[..., 1] > 200).all(), "the centre square of the wide image is all green"
@@ -155,7 +155,7 @@ def test_untrusted_reading_gives_the_training_pixels_for_every_kind_of_image(tmp
     }
     for name, image in images.items():
         image.save(tmp_path / name)
-    for resize in RESIZE_CHOICES:
+    for resize in RESIZES:
         for name in images:
             with (tmp_path / name).open("rb") as f:
                 untrusted = read_checked(f, 32, resize)

@@ -12,7 +12,7 @@ import sys
 
 import requests
 
-from {{ cookiecutter.package }}.deployment.serve import running_service
+from {{ cookiecutter.package }}.deployment.launcher import running_service
 
 PACKAGE = "{{ cookiecutter.package }}"
 
@@ -37,8 +37,8 @@ def test_the_blocker_really_blocks_torch(tmp_path):
 
 
 def test_importing_the_deployment_package_loads_neither_torch_nor_modeling():
-    modules = ["deployment", "deployment.predict", "deployment.batch_score", "deployment.shards", "deployment.serve"]
-    modules += ["deployment.export", "deployment.steps"]
+    modules = ["deployment", "deployment.predict", "deployment.scoring.batch_score", "deployment.scoring.shards"]
+    modules += ["deployment.service.app", "deployment.launcher", "deployment.export", "deployment.steps"]
     code = f"import sys, {', '.join(f'{PACKAGE}.{m}' for m in modules)}\n"
     code += "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch' or '.modeling' in m))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -7,9 +7,9 @@ from PIL import Image
 
 from {{ cookiecutter.package }}.core import onnx_io
 from {{ cookiecutter.package }}.core.images import load_batch
-from {{ cookiecutter.package }}.deployment.batch_score import score
 from {{ cookiecutter.package }}.deployment.export import max_difference, write_exported_model
 from {{ cookiecutter.package }}.deployment.predict import load_model, predict, predict_image
+from {{ cookiecutter.package }}.deployment.scoring.batch_score import score
 
 
 def test_onnx_matches_torch_on_real_images(tiny_classifier, exported_model, tiny_images):

@@ -94,8 +94,8 @@ def test_service_micro_batches_on_cuda(exported_model, tiny_images):
     import onnxruntime
     import requests
 
+    from {{ cookiecutter.package }}.deployment.launcher import running_service
     from {{ cookiecutter.package }}.deployment.predict import load_model, predict_image
-    from {{ cookiecutter.package }}.deployment.serve import running_service
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         pytest.skip("ONNX Runtime has no CUDA provider here: pip install onnxruntime-gpu")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from {{ cookiecutter.package }}.deployment.serve import running_service
+from {{ cookiecutter.package }}.deployment.launcher import running_service
 
 CHROMIUM = Path(os.environ.get("CHROME_BINARY") or "/usr/bin/chromium")
 CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER") or "/usr/bin/chromedriver")

@@ -13,11 +13,11 @@ import requests
 from conftest import big_png
 from fastapi.testclient import TestClient
 
-from {{ cookiecutter.package }}.deployment import serve
-from {{ cookiecutter.package }}.deployment.batcher import MicroBatcher, QueueFull
+from {{ cookiecutter.package }}.deployment.launcher import running_service
 from {{ cookiecutter.package }}.deployment.predict import load_model, predict_image
-from {{ cookiecutter.package }}.deployment.serve import running_service
-from {{ cookiecutter.package }}.deployment.service_settings import ServiceSettings
+from {{ cookiecutter.package }}.deployment.service import app as service_app
+from {{ cookiecutter.package }}.deployment.service.batcher import MicroBatcher, QueueFull
+from {{ cookiecutter.package }}.deployment.service.settings import ServiceSettings
 
 
 def post(url: str, paths, field: str = "files", **kw) -> requests.Response:
@@ -112,8 +112,8 @@ def test_a_full_queue_answers_503_with_retry_after_and_the_service_recovers(expo
         time.sleep(1.0)
         return np.full((len(batch), 2), 0.5, dtype=np.float32)
 
-    monkeypatch.setattr(serve, "predict", slow_predict)
-    app = serve.create_app(exported_model, settings=ServiceSettings(max_queue=2, max_images=2))
+    monkeypatch.setattr(service_app, "predict", slow_predict)
+    app = service_app.create_app(exported_model, settings=ServiceSettings(max_queue=2, max_images=2))
     with TestClient(app) as client:
         first = {}
         thread = threading.Thread(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from {{ cookiecutter.package }}.deployment.serve import free_port, wait_until_ready
+from {{ cookiecutter.package }}.deployment.launcher import free_port, wait_until_ready
 
 PROJECT = Path(__file__).resolve().parents[1]
 PACKAGE = "{{ cookiecutter.package }}"
@@ -109,7 +109,7 @@ def test_dockerfile_command_serves_the_model_and_page(serve_venv, exported_model
         assert sum(prediction["probabilities"].values()) == pytest.approx(1, abs=1e-4)
         page = requests.get(f"{url}/", timeout=10)
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-        page_file = PROJECT / "src" / PACKAGE / "deployment/page/index.html"
+        page_file = PROJECT / "src" / PACKAGE / "deployment/service/page/index.html"
         assert page.text == page_file.read_text(encoding="utf-8")  # the wheel carries the page
     finally:
         process.terminate()

@@ -19,7 +19,7 @@ import requests
 from conftest import big_png, png_header_only
 from PIL import Image
 
-from {{ cookiecutter.package }}.deployment.serve import running_service
+from {{ cookiecutter.package }}.deployment.launcher import running_service
 
 MEMORY_LIMIT_MB = 1536
 pytestmark = pytest.mark.slow

@@ -1,3 +1,3 @@
-from .core.cli import main
+from .orchestration.cli import main
 
 raise SystemExit(main())

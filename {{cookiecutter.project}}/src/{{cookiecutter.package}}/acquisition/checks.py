@@ -9,11 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..core.images import to_rgb
-
-# Pillow warns above this many pixels; a larger image could be a decompression bomb.
-DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
-HASH_SIZE = 16  # dhash of 16 x 16 = 256 bits
+from ..core.choices import HASH_SIZE, IMAGE_FORMATS, MAX_PIXELS
+from ..core.images import size_refusal, to_rgb
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -35,7 +32,7 @@ def dhash(image: Image.Image, hash_size: int = HASH_SIZE) -> str:
     return np.packbits(gray[:, 1:] > gray[:, :-1]).tobytes().hex()
 
 
-def check_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, hash_size: int = HASH_SIZE) -> dict:
+def check_image(path: str | Path, max_pixels: int = MAX_PIXELS, hash_size: int = HASH_SIZE) -> dict:
     """Facts about one file: sha256, dhash, width, height (EXIF orientation applied),
     mode, and ``status`` ('ok' or 'excluded') with a ``reason``."""
     row = {"sha256": "", "dhash": "", "width": 0, "height": 0, "mode": "", "status": "excluded", "reason": ""}
@@ -51,17 +48,21 @@ def check_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, hash_siz
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(path, formats=IMAGE_FORMATS) as image:  # the formats the service reads, no more
                 row["mode"] = image.mode
-                if image.width * image.height > max_pixels:
-                    return {**row, "reason": _too_large(image.width, image.height, max_pixels)}
+                too_large = size_refusal(image.width, image.height, max_pixels)
+                if too_large:
+                    return {
+                        **row,
+                        "reason": f"too large to decode safely: {too_large}; raise MAX_PIXELS if the file is trusted",
+                    }
                 image.load()
                 oriented = ImageOps.exif_transpose(image)
                 row.update(width=oriented.width, height=oriented.height, dhash=dhash(_plain(oriented), hash_size))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         return {**row, "reason": f"too large to decode safely: {error}"}
     except UnidentifiedImageError:
-        return {**row, "reason": "not an image: no image format recognised in the file"}
+        return {**row, "reason": f"not an image: none of the formats {', '.join(IMAGE_FORMATS)} recognised in the file"}
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         return {**row, "reason": f"corrupt or truncated image: {error}"}
     return {**row, "status": "ok"}
@@ -70,10 +71,3 @@ def check_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, hash_siz
 def _plain(image: Image.Image) -> Image.Image:
     """Grayscale and RGB as they are; other modes (16-bit, CMYK, alpha) as 8-bit RGB."""
     return image if image.mode in ("L", "RGB") else to_rgb(image)
-
-
-def _too_large(width: int, height: int, max_pixels: int) -> str:
-    return (
-        f"too large to decode safely: {width}x{height} = {width * height:,} pixels is over "
-        f"MAX_PIXELS={max_pixels:,}; raise MAX_PIXELS if the file is trusted"
-    )

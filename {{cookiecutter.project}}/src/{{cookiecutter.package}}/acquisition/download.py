@@ -2,7 +2,8 @@
 
 Each file is stored as ``<dest>/<label>/<sha256>.<ext>``; ``<dest>/downloads.csv``
 remembers which URL gave which file, so a re-run downloads nothing twice. A URL that
-fails is reported (and becomes an excluded manifest row), never fatal.
+fails is reported (and becomes an excluded manifest row), never fatal. A label that is
+not a valid class name (``core.class_names``) is: nothing is downloaded.
 """
 
 import csv
@@ -15,6 +16,7 @@ from urllib.parse import urlparse
 import requests
 from tqdm.auto import tqdm
 
+from ..core import class_names
 from ..core.images import IMAGE_EXTENSIONS
 
 INDEX = "downloads.csv"
@@ -71,14 +73,20 @@ def read_index(dest: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     with path.open(newline="", encoding="utf-8") as f:
-        return {row["url"]: row["file"] for row in csv.DictReader(f) if (dest / row["file"]).is_file()}
+        return {row["url"]: row["file"] for row in csv.DictReader(f) if _stored(dest, row["file"])}
+
+
+def _stored(dest: Path, relative: str) -> bool:
+    """An index entry counts only for a file inside ``dest``: an edited index must not lead a row elsewhere."""
+    return (dest / relative).is_file() and class_names.is_inside(dest, dest / relative)
 
 
 def download_one(url: str, label: str, dest: Path, timeout: float, retries: int) -> str:
     """Store one URL's body under its content hash; returns the path relative to ``dest``."""
+    folder = class_names.inside(dest, label)  # before fetching: a label leading out of dest costs no download
     body, content_type = fetch(url, timeout, retries)
-    relative = f"{label}/{hashlib.sha256(body).hexdigest()}{extension(url, content_type)}"
-    target = dest / relative
+    target = folder / f"{hashlib.sha256(body).hexdigest()}{extension(url, content_type)}"
+    relative = target.relative_to(dest).as_posix()
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(target.suffix + ".part")
@@ -91,6 +99,8 @@ def download_all(
     entries: list[tuple[str, str]], dest: Path, workers: int = 8, timeout: float = 10.0, retries: int = 2
 ) -> list[dict]:
     """One manifest row per entry: downloaded (path set) or failed (status excluded, reason)."""
+    for number, (url, label) in enumerate(entries, start=1):  # all labels checked before anything is written
+        class_names.check(label, f"download entry {number} ({url!r})", "give it a plain class name")
     dest.mkdir(parents=True, exist_ok=True)
     index = read_index(dest)
     todo = [(url, label) for url, label in dict.fromkeys(entries) if url not in index]

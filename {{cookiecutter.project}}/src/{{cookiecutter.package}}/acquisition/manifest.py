@@ -12,11 +12,11 @@ from collections.abc import Iterable, Iterator
 from functools import partial
 from pathlib import Path
 
-import pandas as pd
 from tqdm.auto import tqdm
 
+from ..core.choices import HASH_SIZE, MAX_PIXELS
 from ..core.cpu import available_cores
-from .checks import DEFAULT_MAX_PIXELS, HASH_SIZE, check_image
+from .checks import check_image
 
 COLUMNS = ["path", "label", "split", "dup_group", "sha256", "width", "height", "mode", "status", "reason"]
 EXTRA_COLUMNS = ["given_split", "origin", "dhash", "dup_count", "review"]
@@ -40,7 +40,7 @@ def _check_row(row: dict, max_pixels: int, hash_size: int) -> dict:
 def check_rows(
     rows: Iterable[dict],
     workers: int = 0,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int = MAX_PIXELS,
     hash_size: int = HASH_SIZE,
     total: int | None = None,
 ) -> Iterator[dict]:
@@ -74,12 +74,6 @@ def write_csv(rows: Iterable[dict], path: Path, columns: list[str]) -> int:
             writer.writerow({"split": "", "status": "ok", "reason": "", **row})
             count += 1
     return count
-
-
-def read_csv(path: Path) -> pd.DataFrame:
-    """A scan or manifest CSV, hashes kept as text (a hex digest can look like a number)."""
-    text = {c: str for c in ("path", "label", "split", "dup_group", "sha256", "dhash", "origin", "review", "reason")}
-    return pd.read_csv(path, keep_default_na=False, dtype=text)
 
 
 def limit_per_class(rows: Iterable[dict], max_per_class: int, seed: int) -> list[dict]:

@@ -1,28 +1,14 @@
 """``docs/data_report.md`` of a run, written from its manifest and results (TDSP data report)."""
 
-import os
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
 from ..core.docs import point_at_newest
+from ..core.formatting import markdown_table, relative_link
 from ..core.run_folder import RunFolder
 from .splits import split_counts
-
-
-def markdown_table(frame: pd.DataFrame, index: bool = False) -> str:
-    frame = frame.reset_index() if index else frame
-    if frame.empty:
-        return "_none_"
-    cells = [[str(v).replace("|", "\\|").replace("\n", " ") for v in row] for row in frame.itertuples(index=False)]
-    header = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
-
-
-def _relative(target: Path, document: Path) -> str:
-    return Path(os.path.relpath(target, document.parent)).as_posix()
 
 
 def write_data_report(
@@ -42,12 +28,12 @@ def write_data_report(
         f"## Sources\n\n{acquired.source}",
         f"{len(manifest)} files found, {int((manifest.status == 'ok').sum())} usable, {len(excluded)} excluded.",
         "## Images per class and split\n\n" + markdown_table(split_counts(manifest), index=True),
-        f"![class counts]({_relative(run.figure('class_counts'), run.data_report)})",
+        f"![class counts]({relative_link(run.figure('class_counts'), run.data_report)})",
         "## Splits\n\n" + acquired.split_rule,
         f"## Excluded files ({len(excluded)})\n\nSource files are never changed; these are only left out.\n\n"
         + markdown_table(excluded[["path", "label", "reason"]]),
         f"## Duplicate groups ({len(groups)})\n\n" + acquired.duplicate_rule + "\n\n" + markdown_table(groups, True),
-        f"![duplicate groups]({_relative(run.figure('duplicate_groups'), run.data_report)})" if len(groups) else "",
+        f"![duplicate groups]({relative_link(run.figure('duplicate_groups'), run.data_report)})" if len(groups) else "",
         f"## Label review: actions applied ({len(reviewed)})\n\nFrom `{acquired.labels_review}`.\n\n"
         + markdown_table(reviewed[["path", "review"]]),
     ]

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from ..core import class_names
 from ..core.errors import DataError
 from ..modeling.probe import make_probe
 
@@ -28,19 +29,31 @@ REVIEW_COLUMNS = ["path", "action", "new_label", "note"]
 def read_review(path: Path) -> pd.DataFrame:
     """The corrections in ``path`` (none when the file does not exist), checked line by line."""
     if not path.is_file():
-        return pd.DataFrame(columns=REVIEW_COLUMNS)
+        return pd.DataFrame(columns=[*REVIEW_COLUMNS, "line"])
     with path.open(newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        rows, lines = [], []  # lines as in the file: blank lines are skipped, not counted away
+        for row in reader:
+            rows.append(row)
+            lines.append(reader.line_num)
     if rows and not {"path", "action"} <= set(rows[0]):
         raise DataError(f"{path} needs the columns {','.join(REVIEW_COLUMNS)}; it has {','.join(rows[0])}.")
-    for line, row in enumerate(rows, start=2):
-        action = (row.get("action") or "").strip().lower()
-        if action not in ACTIONS:
-            raise DataError(f"{path} line {line}: action {action!r} must be one of {', '.join(ACTIONS)}.")
-        if action == "relabel" and not (row.get("new_label") or "").strip():
-            raise DataError(f"{path} line {line}: 'relabel' needs the new label in the new_label column.")
+    for line, row in zip(lines, rows):
+        _check_line(path, line, row)
     frame = pd.DataFrame(rows, columns=REVIEW_COLUMNS).fillna("")
-    return frame.apply(lambda column: column.str.strip()).assign(action=lambda f: f.action.str.lower())
+    frame = frame.apply(lambda column: column.str.strip()).assign(action=lambda f: f.action.str.lower())
+    return frame.assign(line=lines)
+
+
+def _check_line(path: Path, line: int, row: dict) -> None:
+    action = (row.get("action") or "").strip().lower()
+    if action not in ACTIONS:
+        raise DataError(f"{path} line {line}: action {action!r} must be one of {', '.join(ACTIONS)}.")
+    if action == "relabel":  # the new label is a class name like any other, held to the same rule
+        new_label = (row.get("new_label") or "").strip()
+        if not new_label:
+            raise DataError(f"{path} line {line}: 'relabel' needs the new label in the new_label column.")
+        class_names.check(new_label, f"{path} line {line}", "write a plain class name in the new_label column")
 
 
 def apply_review(
@@ -51,11 +64,11 @@ def apply_review(
     manifest["review"] = ""
     index = {p: i for i, p in manifest.path.items()}
     index.update({o: i for i, o in manifest.origin.items()} if "origin" in manifest else {})
-    for line, row in enumerate(review.itertuples(index=False), start=2):
+    for row in review.itertuples(index=False):
         i = _find(index, row.path, source_root)
         if i is None:
             raise DataError(
-                f"{review_file or 'labels review'} line {line}: {row.path!r} is not in the data; "
+                f"{review_file or 'labels review'} line {row.line}: {row.path!r} is not in the data; "
                 "fix the path (as in manifest.csv, or relative to the data folder) or delete the line."
             )
         note = f" ({row.note})" if row.note else ""

@@ -7,11 +7,12 @@
 * a bundled sample, written out as a folder (see ``samples``).
 """
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core import tables
+from ..core import class_names, tables
 from ..core.errors import DataError
 from ..core.images import is_hidden, walk_images
 
@@ -72,17 +73,18 @@ def folder_rows(root: Path) -> Iterator[dict]:
                 f"({', '.join(others)}): put every class folder inside train/, val/ or test/, "
                 "or remove the split folders."
             )
-        for split_dir in split_dirs:
-            for class_dir in visible_dirs(split_dir):
-                yield from _class_rows(class_dir, SPLIT_FOLDERS[split_dir.name.lower()])
-        return
-    if len(folders) < 2:
+        classes = [(d, SPLIT_FOLDERS[s.name.lower()]) for s in split_dirs for d in visible_dirs(s)]
+    elif len(folders) < 2:
         raise DataError(
             f"Data folder {str(root)!r} has {len(folders)} class sub-folder(s); "
             "put the images of each class in its own sub-folder (at least two classes)."
         )
-    for class_dir in folders:
-        yield from _class_rows(class_dir, "")
+    else:
+        classes = [(d, "") for d in folders]
+    for class_dir, _ in classes:  # every name checked before the first row: a bad one stops the run before any work
+        class_names.check(class_dir.name, f"class folder in {str(class_dir.parent)!r}", "rename the folder")
+    for class_dir, split in classes:
+        yield from _class_rows(class_dir, split)
 
 
 def _class_rows(class_dir: Path, split: str) -> Iterator[dict]:
@@ -92,11 +94,20 @@ def _class_rows(class_dir: Path, split: str) -> Iterator[dict]:
 
 
 def csv_rows(manifest: Path) -> Iterator[dict]:
-    """Rows of a CSV (or TSV) manifest; paths are relative to the CSV's folder unless absolute."""
+    """Rows of a CSV (or TSV) manifest; paths are relative to the CSV's folder unless absolute.
+
+    The whole file is checked before the first row comes out (a second, streaming read: no file is in memory),
+    so a bad line stops the run before any image is read or anything written."""
+    deque(_manifest_rows(manifest), maxlen=0)
+    yield from _manifest_rows(manifest)
+
+
+def _manifest_rows(manifest: Path) -> Iterator[dict]:
     for row in tables.rows(manifest):
         path, label = row.get("path"), row.get("label")
         if not path or not label:
             raise DataError(f"{row.where}: 'path' and 'label' must both be filled in.")
+        class_names.check(label, row.where, "write a plain class name in the label column")
         split = row.get("split").lower()
         if split and split not in SPLIT_FOLDERS:
             raise DataError(f"{row.where}: split {split!r} is not one of train, val, test (or leave it empty).")
@@ -113,6 +124,8 @@ def url_entries(url_list: Path) -> list[tuple[str, str]]:
         if len(row) < 2 or not row[1]:
             delimiter = tables.delimiter_of(url_list)
             raise DataError(f"{url_list} line {line}: expected 'url{delimiter}label', got {row!r}.")
+        # the label becomes the download folder: checked here, where the file and line are known
+        class_names.check(row[1], f"{url_list} line {line}", "write a plain class name in the label column")
         entries.append((row[0], row[1]))
     if not entries:
         raise DataError(f"{url_list} lists no URLs.")

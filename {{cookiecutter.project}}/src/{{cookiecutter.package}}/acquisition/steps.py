@@ -5,49 +5,16 @@
 calls ``find_label_errors`` and ``review_data``. Each takes its config and the run folder.
 """
 
-from dataclasses import dataclass, field
-
 import pandas as pd
 
 from ..core.config import DataConfig, ReviewConfig
 from ..core.paths import resolve
+from ..core.results import AcquisitionResults, ReviewResults
 from ..core.run_folder import RunFolder
 from ..core.tracking import Tracker, file_digest, parameters
 from . import duplicates, review, samples, sources, splits
-from .manifest import MANIFEST_COLUMNS, check_rows, limit_per_class, read_csv, worker_count, write_csv
+from .manifest import MANIFEST_COLUMNS, check_rows, limit_per_class, worker_count, write_csv
 from .report import write_data_report
-
-
-@dataclass
-class AcquisitionResults:
-    """What 01_acquire_data found: the data report and every later step read this."""
-
-    STEP = "01_acquire_data"
-    source: str
-    sample: str  # the bundled sample the images came from, "" for the user's own images
-    n_files: int
-    n_excluded: int
-    excluded: dict[str, int]  # reason -> count
-    classes: list[str]
-    split_counts: dict[str, int]
-    duplicate_groups: int
-    n_reviewed: int
-    labels_review: str
-    split_rule: str
-    duplicate_rule: str
-
-
-@dataclass
-class ReviewResults:
-    """What 02_explore_and_review found."""
-
-    STEP = "02_explore_and_review"
-    class_counts: dict[str, int]
-    median_size: list[int]
-    duplicate_groups: int
-    n_reviewed_by_probe: int
-    likeliest_label_errors: list[str] = field(default_factory=list)
-    report: str = ""
 
 
 def locate(cfg: DataConfig) -> sources.Source:
@@ -64,7 +31,7 @@ def check_files(cfg: DataConfig, run: RunFolder, source: sources.Source) -> pd.D
     if cfg.max_per_class:
         rows = limit_per_class(rows, cfg.max_per_class, cfg.seed)
     write_csv(check_rows(rows, workers=cfg.workers, max_pixels=cfg.max_pixels), run.scan, MANIFEST_COLUMNS)
-    scan = read_csv(run.scan)
+    scan = run.read_scan()
     print(
         f"{len(scan)} files checked with {worker_count(cfg.workers)} worker(s), {(scan.status != 'ok').sum()} excluded"
     )

@@ -4,22 +4,29 @@ Notebook ``parameters`` cells hold plain values; the next cell turns them into o
 of these dataclasses, so a bad value fails early with the valid choices named. The
 defaults here are the only defaults (the backbone and the data are the ones chosen at bake time):
 a test holds every parameters cell to them.
-Importing this module loads neither torch nor the modeling package (its choices are looked up when checked),
-so the command line checks parameters before any heavy import.
+It imports nothing outside ``core`` (the choices it checks against are in ``core.choices``), so every setting
+is checked before any stage, torch or notebook is loaded.
 """
 
 import types
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from ..acquisition.checks import DEFAULT_MAX_PIXELS, HASH_SIZE
+from .choices import (
+    BACKBONES,
+    CLASS_WEIGHTS,
+    CLASSIFIERS,
+    DEFAULT_RESIZE,
+    FLIPS,
+    HASH_SIZE,
+    MAX_PIXELS,
+    OPTIMIZERS,
+    POOLING_CHOICES,
+    RESIZES,
+    SCHEDULES,
+    WEIGHTS,
+)
 from .errors import ConfigError
-from .images import DEFAULT_RESIZE, RESIZE_CHOICES
-
-OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("onecycle", "cosine", "constant")
-CLASS_WEIGHTS = ("none", "balanced")
-
 
 # How a field's declared type reads in an error, and the values it takes (an int where a float is declared).
 _ACCEPTED = {int: ((int,), "a whole number"), float: ((int, float), "a number"), str: ((str,), "text in quotes")}
@@ -49,14 +56,7 @@ def _is(value: object, declared: type) -> bool:
     return isinstance(value, _ACCEPTED[declared][0]) and (declared is bool or not isinstance(value, bool))
 
 
-def _backbones() -> dict:
-    from ..modeling.backbones import BACKBONES
-
-    return BACKBONES
-
-
 def _check_backbone_resolution(backbone: str, resolution: int, parameter: str) -> None:
-    BACKBONES = _backbones()
     if backbone not in BACKBONES:
         raise ConfigError(f"Invalid backbone {backbone!r}. Only {', '.join(BACKBONES)} are supported.")
     low, high = BACKBONES[backbone].resolution_range
@@ -65,12 +65,9 @@ def _check_backbone_resolution(backbone: str, resolution: int, parameter: str) -
 
 
 def _check_weights(weights: str) -> None:
-    from ..modeling.backbones import WEIGHTS_CHOICES
-
-    if weights not in WEIGHTS_CHOICES and not Path(weights).is_file():
+    if weights not in WEIGHTS and not Path(weights).is_file():
         raise ConfigError(
-            f"BACKBONE_WEIGHTS={weights!r} is neither {' nor '.join(map(repr, WEIGHTS_CHOICES))} nor an existing "
-            "weights file."
+            f"BACKBONE_WEIGHTS={weights!r} is neither {' nor '.join(map(repr, WEIGHTS))} nor an existing weights file."
         )
 
 
@@ -88,7 +85,9 @@ def _check_fraction(name: str, value: float) -> None:
 class DataConfig:
     """Where the images come from, how they are checked, de-duplicated and split."""
 
-    data_dir: str = "{% if cookiecutter.dataset == 'folder' %}data/raw{% endif %}"  # class folders, CSV or URL list; "" = sample
+    data_dir: str = (
+        "{% if cookiecutter.dataset == 'folder' %}data/raw{% endif %}"  # class folders, CSV or URL list; "" = sample
+    )
     sample: str = "{% if cookiecutter.dataset != 'folder' %}{{ cookiecutter.dataset }}{% endif %}"  # bundled sample used when data_dir is empty
     download_dir: str = "data/raw/downloads"
     labels_review: str = "data/labels_review.csv"
@@ -98,7 +97,7 @@ class DataConfig:
     max_per_class: int = 0  # 0 keeps every image
     duplicate_distance: int = 10  # dhash bits (of 256); -1 keeps exact copies only
     drop_duplicates: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = MAX_PIXELS
     workers: int = 0  # 0 = one per CPU core
 
     def __post_init__(self) -> None:
@@ -144,14 +143,11 @@ class ProbeConfig:
     feature_cache: str = "data/interim/features"  # shared with the label review
 
     def __post_init__(self) -> None:
-        from ..modeling.pooling import POOLING_CHOICES
-        from ..modeling.probe import CLASSIFIERS
-
         _check_types(self)
         _check_backbone_resolution(self.backbone, self.resolution, "RESOLUTION")
-        _check_choice("classifier", self.classifier, CLASSIFIERS)
+        _check_choice("CLASSIFIER", self.classifier, CLASSIFIERS)
         _check_choice("POOLING", self.pooling, POOLING_CHOICES)
-        _check_choice("RESIZE", self.resize, RESIZE_CHOICES)
+        _check_choice("RESIZE", self.resize, RESIZES)
         _check_weights(self.weights)
         if self.batch_size < 1:
             raise ConfigError(f"BATCH_SIZE={self.batch_size} must be at least 1.")
@@ -188,7 +184,7 @@ class FineTuneConfig:
         _check_types(self)
         _check_backbone_resolution(self.backbone, self.resolution, "FINE_TUNE_RESOLUTION")
         _check_weights(self.weights)
-        _check_choice("RESIZE", self.resize, RESIZE_CHOICES)
+        _check_choice("RESIZE", self.resize, RESIZES)
         _check_choice("OPTIMIZER", self.optimizer, OPTIMIZERS)
         _check_choice("SCHEDULE", self.schedule, SCHEDULES)
         _check_choice("CLASS_WEIGHTS", self.class_weights, CLASS_WEIGHTS)
@@ -203,13 +199,11 @@ class FineTuneConfig:
         for name, value in (("DROPOUT", self.dropout), ("LABEL_SMOOTHING", self.label_smoothing)):
             if not 0 <= value < 1:
                 raise ConfigError(f"{name}={value} must be at least 0 and below 1.")
-        from ..modeling.augment import FLIP_CHOICES
-
-        _check_choice("FLIPS", self.flips, ("auto", *FLIP_CHOICES))
+        _check_choice("FLIPS", self.flips, ("auto", *FLIPS))
         strength = self.augment_strength
         if strength != "auto" and (isinstance(strength, (str, bool)) or not 0 <= strength <= 2):
             raise ConfigError(f"AUGMENT_STRENGTH={strength!r} must be 'auto' or 0 (flips only) to 2.")
-        n_blocks = _backbones()[self.backbone].n_blocks
+        n_blocks = BACKBONES[self.backbone].n_blocks
         if not 0 <= self.freeze_blocks <= n_blocks:
             raise ConfigError(f"FREEZE_BLOCKS={self.freeze_blocks} must be 0 to {n_blocks} for {self.backbone}.")
         if self.patience < 1:
@@ -245,7 +239,7 @@ class ReviewConfig:
         _check_types(self)
         _check_backbone_resolution(self.backbone, self.resolution, "RESOLUTION")
         _check_weights(self.weights)
-        _check_choice("RESIZE", self.resize, RESIZE_CHOICES)
+        _check_choice("RESIZE", self.resize, RESIZES)
         if self.batch_size < 1:
             raise ConfigError(f"BATCH_SIZE={self.batch_size} must be at least 1.")
         if self.folds < 2:
@@ -338,14 +332,9 @@ def from_parameters(config: type, values: dict[str, object]):
     return config(**{names[name]: value for name, value in values.items()})
 
 
-def parameter_types() -> dict[str, object]:
-    """Each notebook parameter a config holds, by the name users write, with its declared type."""
-    return {parameter_names(config)[field.name]: field.type for config in CONFIGS for field in fields(config)}
-
-
-def check_parameters(values: dict[str, object]) -> None:
-    """Type-check parameters given by name (``pipeline -p``) before any notebook runs."""
-    declared = parameter_types()
-    for name, value in values.items():
-        if name in declared:
-            _check_type(name, value, declared[name])
+def check_configs(values: dict[str, object]) -> None:
+    """Build every config from the parameters it holds among ``values`` (``pipeline -p``, a profile): each
+    check any of them makes (type, range, choice, combination) runs here, before any notebook."""
+    for config in CONFIGS:
+        held = set(parameter_names(config).values())
+        from_parameters(config, {name: value for name, value in values.items() if name in held})

@@ -4,10 +4,10 @@ Each page keeps what a person wrote; only the lines between the two markers belo
 Runs outside the project (tests, temporary folders) leave the pages alone.
 """
 
-import os
 from datetime import datetime
 from pathlib import Path
 
+from .formatting import relative_link
 from .paths import project_root
 
 BEGIN = "<!-- newest run: written by the pipeline -->"
@@ -20,7 +20,7 @@ def point_at_newest(report: Path) -> Path | None:
     page = root / "docs" / report.name
     if not report.resolve().is_relative_to(root.resolve()) or not page.is_file():
         return None
-    link = Path(os.path.relpath(report, page.parent)).as_posix()
+    link = relative_link(report, page)
     block = f"{BEGIN}\nNewest: [{report.relative_to(root).as_posix()}]({link}), {datetime.now():%Y-%m-%d %H:%M}.\n{END}"
     text = page.read_text(encoding="utf-8")
     if BEGIN in text and END in text:

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .choices import DEFAULT_RESIZE, IMAGE_FORMATS, MAX_PIXELS, MAX_SIDE, RESIZES
+
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -41,8 +43,6 @@ def open_rgb_or_grey(path) -> Image.Image:
         return to_rgb_or_grey(ImageOps.exif_transpose(image))
 
 
-RESIZE_CHOICES = ("stretch", "crop", "pad")
-DEFAULT_RESIZE = "stretch"  # measured: ties crop and beats pad on natural photos; keeps every pixel of content
 PAD_VALUE = (127, 127, 127)  # mid-grey: close to every backbone's normalisation mean, so borders add little signal
 
 
@@ -54,8 +54,8 @@ def to_square(image: Image.Image, resolution: int, resize: str = DEFAULT_RESIZE)
     kept, the ends of the longer side lost); ``pad`` scales the longer side and fills the rest
     with mid-grey (the whole image, aspect kept). A square image comes out the same either way.
     """
-    if resize not in RESIZE_CHOICES:
-        raise ValueError(f"Invalid RESIZE {resize!r}. Only {', '.join(RESIZE_CHOICES)} are supported.")
+    if resize not in RESIZES:
+        raise ValueError(f"Invalid RESIZE {resize!r}. Only {', '.join(RESIZES)} are supported.")
     width, height = image.size
     if resize == "stretch" or width == height:
         return image.resize((resolution, resolution), Image.BILINEAR)
@@ -112,13 +112,15 @@ def load_batch(paths: list[str], resolution: int, resize: str = DEFAULT_RESIZE) 
     return images.transpose(0, 3, 1, 2).astype(np.float32)
 
 
-# Untrusted images (the service, the batch scorer) are refused above these, from the header, before any decoding.
-DEFAULT_MAX_PIXELS = 40_000_000  # a 40-megapixel photo; 8-bit RGB of it is 120 MB
-DEFAULT_MAX_SIDE = 20_000
-# Only these decoders see untrusted bytes (Pillow knows many more, some of which start external programs);
-# JPEG's covers the multi-picture JPEGs of phones (MPO).
-TRUSTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP")
 Image.init()  # registers every format's plugin, so ``formats=`` can name them
+
+
+def size_refusal(width: int, height: int, max_pixels: int = MAX_PIXELS, max_side: int = MAX_SIDE) -> str:
+    """Why an image of this size is refused, or "" when it is within the limits: the one size rule for training
+    data, the batch scorer and the service."""
+    if width < 1 or height < 1 or width > max_side or height > max_side or width * height > max_pixels:
+        return f"{width}x{height} pixels is over the limit of {max_pixels:,} pixels and {max_side:,} a side"
+    return ""
 
 
 class ImageRefused(ValueError):
@@ -129,7 +131,7 @@ class PixelBudget:
     """At most ``total`` pixels being decoded at once, across threads: however many threads decode, the memory
     decoding takes stays bounded (one image larger than the budget still decodes, alone)."""
 
-    def __init__(self, total: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, total: int = MAX_PIXELS):
         self.total, self.free = total, total
         self._changed = threading.Condition()
 
@@ -151,21 +153,19 @@ def read_checked(
     source,
     resolution: int,
     resize: str = DEFAULT_RESIZE,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    max_side: int = DEFAULT_MAX_SIDE,
+    max_pixels: int = MAX_PIXELS,
+    max_side: int = MAX_SIDE,
     budget: PixelBudget | None = None,
 ) -> np.ndarray:
     """``load_image`` for untrusted input: only common formats, sizes checked from the header before decoding,
     decoding within ``budget``, and every failure, whatever Pillow raises, an ``ImageRefused`` with a short
     reason (no internals)."""
     try:
-        with Image.open(source, formats=TRUSTED_FORMATS) as image:
+        with Image.open(source, formats=IMAGE_FORMATS) as image:
+            too_large = size_refusal(*image.size, max_pixels, max_side)
+            if too_large:
+                raise ImageRefused(f"{too_large}; send a smaller image")
             width, height = image.size
-            if width < 1 or height < 1 or width > max_side or height > max_side or width * height > max_pixels:
-                raise ImageRefused(
-                    f"{width}x{height} pixels is over the limit of {max_pixels:,} pixels "
-                    f"and {max_side:,} a side; send a smaller image"
-                )
             with budget.take(width * height) if budget else nullcontext():
                 image.load()
                 ImageOps.exif_transpose(image, in_place=True)
@@ -174,7 +174,7 @@ def read_checked(
         raise
     except UnidentifiedImageError:
         raise ImageRefused(
-            f"not an image: no image format recognised in the data (accepted: {', '.join(TRUSTED_FORMATS)})"
+            f"not an image: no image format recognised in the data (accepted: {', '.join(IMAGE_FORMATS)})"
         ) from None
     except Image.DecompressionBombError:
         raise ImageRefused(f"too large to decode safely: over the limit of {max_pixels:,} pixels") from None

@@ -1,6 +1,6 @@
-"""Torch module -> ONNX file -> ONNX Runtime session: the one export path.
+"""ONNX Runtime sessions: the one way every ONNX file here is run (featurizer, exported model, service).
 
-The featurizer, the exported classifier and the service all go through here.
+Writing ONNX files needs torch and lives in ``modeling.onnx_export``; running them needs only this.
 """
 
 from pathlib import Path
@@ -10,28 +10,6 @@ import numpy as np
 from .cpu import available_cores
 
 INPUT_NAME = "images"
-
-
-def export_onnx(model, path: Path, resolution: int, output_name: str) -> Path:
-    """Write ``model`` (a torch module: float images 0-255, NCHW) to ``path`` with a dynamic batch axis."""
-    import torch  # only exporting needs torch: scoring and serving run on ONNX Runtime alone
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.zeros(1, 3, resolution, resolution)
-    tmp = path.with_suffix(".tmp.onnx")
-    with torch.inference_mode():
-        torch.onnx.export(
-            model.eval(),
-            (example,),
-            str(tmp),
-            input_names=[INPUT_NAME],
-            output_names=[output_name],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, output_name: {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
-    tmp.replace(path)  # a half-written file never looks finished
-    return path
 
 
 DEVICES = ("cpu", "cuda", "auto")

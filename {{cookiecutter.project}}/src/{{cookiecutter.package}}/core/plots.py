@@ -86,21 +86,6 @@ def precision_recall(y_true: np.ndarray, probs: np.ndarray, classes: list[str], 
     return save(fig, path)
 
 
-def largest_losses(
-    paths: list[str], y_true: np.ndarray, probs: np.ndarray, classes: list[str], count: int = 12, path=None
-) -> plt.Figure:
-    """The test images the model got most wrong (largest log-loss), with their true and predicted labels."""
-    from ..modeling.evaluate import largest_losses as worst_first
-
-    worst = worst_first(y_true, probs, count)
-    items = [
-        (paths[i], f"true {classes[y_true[i]]}\npred {classes[probs[i].argmax()]} {probs[i].max():.2f}") for i in worst
-    ]
-    columns = 6
-    rows = [(f"#{i + 1}", items[i : i + columns]) for i in range(0, len(items), columns)]
-    return thumbnail_rows(rows, columns, "Largest test losses (true label, prediction and its probability)", path)
-
-
 def confusion(matrix: list[list[int]], classes: list[str], path: Path | None = None) -> plt.Figure:
     matrix = np.asarray(matrix)
     fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(classes), 1.0 + 0.6 * len(classes)))
@@ -168,23 +153,6 @@ def label_errors(errors: pd.DataFrame, count: int = 12, columns: int = 6, path: 
     items = [(r.path, f"{r.label}: p={r.label_probability:.3f}\nlooks {r.suggested_label}") for r in top.itertuples()]
     rows = [(f"#{i + 1}", items[i : i + columns]) for i in range(0, len(items), columns)]
     return thumbnail_rows(rows, columns, "Likely label errors (given label: its probability)", path)
-
-
-def reliability(y_true: np.ndarray, before: np.ndarray, after: np.ndarray, path: Path | None = None) -> plt.Figure:
-    """Reliability diagram: accuracy against confidence per bin, before and after temperature scaling."""
-    from ..modeling.calibration import expected_calibration_error
-    from ..modeling.calibration import reliability as bins
-
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
-    for probs, name in ((before, "before"), (after, "after temperature scaling")):
-        rows = bins(y_true, probs)
-        ece = expected_calibration_error(y_true, probs)
-        label = f"{name} (ECE {ece:.3f})"
-        ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], marker="o", label=label)
-    ax.set(xlabel="confidence (highest probability)", ylabel="accuracy", title="Reliability on the test split")
-    ax.legend(loc="upper left")
-    return save(fig, path)
 
 
 def sweep(table: pd.DataFrame, parameters: list[str], path: Path | None = None) -> plt.Figure:

@@ -12,6 +12,7 @@ from typing import TypeVar
 import pandas as pd
 
 from .paths import resolve
+from .results import Metrics
 
 Results = TypeVar("Results")
 
@@ -161,16 +162,36 @@ class RunFolder:
     def has(self, kind: type) -> bool:
         return self.results_file(kind.STEP).is_file()
 
-    def read_manifest(self, usable_only: bool = True) -> pd.DataFrame:
-        from ..acquisition.manifest import read_csv
+    def read_scan(self) -> pd.DataFrame:
+        return _read_table(self.scan)
 
+    def read_manifest(self, usable_only: bool = True) -> pd.DataFrame:
         if not self.manifest.is_file():
             raise FileNotFoundError(f"{self.manifest} does not exist: run 01_acquire_data first with the same RUN_DIR.")
-        manifest = read_csv(self.manifest)
+        manifest = _read_table(self.manifest)
         return manifest[manifest.status == "ok"].reset_index(drop=True) if usable_only else manifest
+
+    def write_metrics(self, metrics: Metrics) -> Path:
+        """The run's headline, ``metrics.json`` (03_evaluate); also saved as that step's results."""
+        self.save(metrics)
+        self.metrics.write_text(json.dumps(asdict(metrics), indent=2))
+        return self.metrics
+
+    def read_metrics(self) -> Metrics:
+        """The one reader of ``metrics.json``."""
+        if not self.metrics.is_file():
+            raise FileNotFoundError(f"{self.metrics} does not exist: run 03_evaluate first with the same RUN_DIR.")
+        values = json.loads(self.metrics.read_text())
+        return Metrics(**{f.name: values[f.name] for f in fields(Metrics) if f.name in values})
 
     def __str__(self) -> str:
         return str(self.root)
 
     def __fspath__(self) -> str:
         return str(self.root)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A scan or manifest CSV, hashes kept as text (a hex digest can look like a number)."""
+    text = {c: str for c in ("path", "label", "split", "dup_group", "sha256", "dhash", "origin", "review", "reason")}
+    return pd.read_csv(path, keep_default_na=False, dtype=text)

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core import onnx_io
+from ..core.formatting import with_interval
+from ..modeling.onnx_export import export_onnx  # export is where the torch model becomes ONNX
 from .predict import CARD_FILE, INT8_MODEL_FILE, METADATA_FILE, MODEL_FILE
 
 
@@ -21,7 +23,7 @@ def write_exported_model(model, out_dir: Path, metadata: dict) -> Path:
             )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / INT8_MODEL_FILE).unlink(missing_ok=True)  # an earlier export's int8 model is not this model's
-    onnx_io.export_onnx(model, out_dir / MODEL_FILE, metadata["resolution"], "probabilities")
+    export_onnx(model, out_dir / MODEL_FILE, metadata["resolution"], "probabilities")
     return write_metadata(out_dir, metadata)
 
 
@@ -41,11 +43,10 @@ def max_difference(model, out_dir: Path, images: np.ndarray) -> float:
 
 
 def _with_interval(metrics: dict, key: str) -> str:
-    text = f"{metrics.get(key, float('nan')):.4f}"
-    if metrics.get(f"{key}_ci"):
-        low, high = metrics[f"{key}_ci"]
-        text += f" (95% bootstrap interval {low:.4f} to {high:.4f}, {metrics.get('n_test')} test images)"
-    return text
+    shown = with_interval(metrics.get(key, float("nan")), metrics.get(f"{key}_ci"))
+    return (
+        f"{shown} (95% bootstrap interval, {metrics.get('n_test')} test images)" if metrics.get(f"{key}_ci") else shown
+    )
 
 
 def _decision_line(decision: dict | None) -> str:

@@ -1,6 +1,6 @@
 """The model registry (MLflow): each run's chosen model is registered under the project's name with the alias
 ``candidate``; ``promote`` moves ``champion``; ``score`` and ``serve`` take ``models:/<name>@<alias>`` or
-``models:/<name>/<version>`` as well as a folder. MLflow is imported only for a registry URI.
+``models:/<name>/<version>`` as well as a folder (``resolve_model``). MLflow is imported only for a registry URI.
 """
 
 import json
@@ -81,6 +81,14 @@ def fetch(model: str, dest: Path | None = None) -> tuple[Path, dict[str, object]
     folder = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(dest))
     info = {"name": name, "version": int(version.version), "aliases": sorted(version.aliases), "uri": model}
     return Path(folder), info
+
+
+def resolve_model(model: str | Path) -> tuple[Path, dict[str, object]]:
+    """What ``score`` and ``serve`` take as ``--model``, as a local folder: a registry URI is downloaded and comes
+    with what it is (name, version, aliases, uri); a folder is itself, with an empty dict."""
+    if is_registry_uri(model):
+        return fetch(str(model))
+    return Path(model), {}
 
 
 def promote(version: int, force: bool = False, name: str = REGISTERED_NAME) -> str:

@@ -5,8 +5,7 @@ Only ``export_model`` touches the trained torch model, and imports modeling when
 serving read the exported folder with ONNX Runtime alone.
 """
 
-import json
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -16,58 +15,25 @@ from .. import PROJECT_NAME
 from ..core.config import DeployConfig
 from ..core.images import load_batch
 from ..core.paths import resolve
+from ..core.results import AcquisitionResults, ExportResults, ScoringResults, ServiceResults
 from ..core.run_folder import RunFolder
 from ..core.tracking import Tracker, parameters
-from .batch_score import score
 from .export import max_difference, write_exported_model, write_metadata, write_model_card
 from .quantize import calibration_sample, quantize_checked
 from .registry import register
 from .report import write_exit_report
+from .scoring.batch_score import score
 
 ONNX_TOLERANCE = 1e-3  # largest probability gap allowed between ONNX Runtime and PyTorch
 
 
-@dataclass
-class ExportResults:
-    STEP = "01_export"
-    model_dir: str
-    onnx_gap: float
-    files: list[str]
-    registered: dict  # name, version and alias in the model registry
-    int8: dict | None = None  # kept, val_accuracy_fp32, val_accuracy_int8, calibration_images, reason; None: INT8=False
-
-
-@dataclass
-class ScoringResults:
-    STEP = "02_batch_score"
-    n_scored: int
-    accuracy: float  # of the exported model on the test split: must equal the evaluated model's
-
-
-@dataclass
-class ServiceResults:
-    STEP = "03_web_service"
-    health: dict
-    answer: dict  # the whole answer: model, predictions, request id
-    prediction: dict  # the one image's label and class probabilities
-    true_label: str
-    image: str
-
-
-def _metrics(run: RunFolder) -> dict:
-    if not run.metrics.is_file():
-        raise FileNotFoundError(f"{run.metrics} does not exist: run 03_evaluate first with the same RUN_DIR.")
-    return json.loads(run.metrics.read_text())
-
-
 def export_model(cfg: DeployConfig, run: RunFolder) -> ExportResults:
     """The chosen model as ONNX with its metadata and model card, checked against PyTorch on test images."""
-    from ..acquisition.steps import AcquisitionResults
     from ..modeling.backbones import BACKBONES
     from ..modeling.calibration import Calibrated
     from ..modeling.model import load_classifier
 
-    metrics = _metrics(run)
+    metrics = asdict(run.read_metrics())
     model, config = load_classifier(resolve(metrics["model_dir"]))
     temperature = metrics.get("calibration", {}).get("temperature", 1.0)
     model = Calibrated(model, temperature).eval()  # served probabilities are the calibrated ones
@@ -145,7 +111,7 @@ def batch_score(run: RunFolder) -> ScoringResults:
             f"Every row's reason is in {run.scores}; acquisition had read these images, so check they are unchanged."
         )
     accuracy = float((scores.prediction.astype(str).to_numpy() == test.label.astype(str).to_numpy()).mean())
-    metrics = _metrics(run)
+    metrics = asdict(run.read_metrics())
     expected = (metrics.get("decision") or metrics)["test_accuracy"]  # as the model decides: threshold or argmax
     print(f"accuracy from the exported model: {accuracy:.4f} (evaluation notebook: {expected:.4f})")
     if not np.isclose(accuracy, expected, atol=0.01):
@@ -159,7 +125,7 @@ def try_service(cfg: DeployConfig, run: RunFolder) -> ServiceResults:
     """The REST service started on the exported model, asked for its health and one test image's label."""
     import requests
 
-    from .serve import running_service
+    from .launcher import running_service
 
     example = run.read_manifest().query("split == 'test'").iloc[0]
     with running_service(run.exported_model, port=cfg.port or None) as url:

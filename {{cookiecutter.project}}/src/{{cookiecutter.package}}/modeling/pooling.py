@@ -14,10 +14,9 @@ from torch import nn
 
 from .backbones import BACKBONES, Features, get_backbone
 
-# Each pooling and its tag in feature-cache folder names; a tag changes whenever what the pooling
-# computes changes, so stale cached features are never reused.
+# Each pooling ``core.choices`` names, and its tag in feature-cache folder names; a tag changes whenever what
+# the pooling computes changes, so stale cached features are never reused.
 POOLINGS = {"average": "", "bilinear": "bilinear-sqrtm"}
-POOLING_CHOICES = ("auto", *POOLINGS)  # auto: the probe tries each and keeps the best on validation
 MAX_CHANNELS = 128  # wider maps are projected down first: the Gram matrix grows with channels squared
 SQRT_ITERATIONS = 20  # Newton-Schulz steps: the root then matches an eigendecomposition's to ~1e-5
 

@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from torch import nn
 
-CLASSIFIERS = ("logistic_regression", "linear_svm")
+from ..core.choices import CLASSIFIERS
 
 
 @dataclass

@@ -1,22 +1,17 @@
 """``docs/model_report.md`` of a run (TDSP model report), written from its metrics and the tracking store."""
 
-import os
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
-from ..acquisition.report import markdown_table
 from ..core.docs import point_at_newest
+from ..core.formatting import markdown_table, relative_link, with_interval
 from ..core.run_folder import RunFolder
 
 
-def _ci(value: float, interval: list[float]) -> str:
-    return f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
-
-
 def _figure(run: RunFolder, name: str, document: Path) -> str:
-    return f"![{name}]({Path(os.path.relpath(run.figure(name), document.parent)).as_posix()})"
+    return f"![{name}]({relative_link(run.figure(name), document)})"
 
 
 def earlier_runs(tracker, limit: int = 10) -> pd.DataFrame:
@@ -52,8 +47,8 @@ def write_model_report(run: RunFolder, metrics, tracker) -> Path:
     per_class = pd.DataFrame(
         {
             name: {
-                "precision": _ci(v["precision"], v["precision_ci"]),
-                "recall": _ci(v["recall"], v["recall_ci"]),
+                "precision": with_interval(v["precision"], v["precision_ci"]),
+                "recall": with_interval(v["recall"], v["recall_ci"]),
                 "support": v["support"],
             }
             for name, v in metrics.per_class.items()
@@ -68,8 +63,8 @@ def write_model_report(run: RunFolder, metrics, tracker) -> Path:
         "## The chosen model on the test split (used once)\n\n"
         f"{metrics.n_test} test images; 95% stratified bootstrap intervals "
         f"({metrics.bootstrap['resamples']} resamples).\n\n"
-        f"- Accuracy: {_ci(metrics.test_accuracy, metrics.test_accuracy_ci)}\n"
-        f"- AUC: {_ci(metrics.test_auc, metrics.test_auc_ci)}\n"
+        f"- Accuracy: {with_interval(metrics.test_accuracy, metrics.test_accuracy_ci)}\n"
+        f"- AUC: {with_interval(metrics.test_auc, metrics.test_auc_ci)}\n"
         f"- Validation accuracy (the choice): {metrics.val_accuracy:.4f}\n"
         f"- Backbone `{metrics.backbone}` at {metrics.resolution} px ({metrics.resize}), classifier "
         f"`{metrics.classifier}`",

@@ -5,80 +5,29 @@
 Each takes its config (where it has one) and the run folder, and saves typed results there.
 """
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 
+from ..core import plots
 from ..core.config import EvaluateConfig, FineTuneConfig, ProbeConfig
-from ..core.decision import decide
+from ..core.formatting import with_interval
 from ..core.paths import resolve
+from ..core.results import AcquisitionResults, FineTuneResults, Metrics, ProbeResults
 from ..core.run_folder import FINE_TUNED, LINEAR_PROBE, RunFolder
 from ..core.tracking import Tracker, parameters
 from . import distributed, features, pooling, probe, train
 from .backbones import BACKBONES
-from .calibration import apply_temperature, expected_calibration_error, fit_temperature, log_loss
-from .evaluate import bootstrap_intervals, candidates, classification_metrics, largest_losses, with_interval
+from .calibration import apply_temperature, calibrate, expected_calibration_error
+from .evaluate import bootstrap_intervals, candidates, classification_metrics, largest_losses
 from .explain import heat_maps
 from .model import ImageClassifier, load_classifier, predict_paths, save_classifier
-from .report import earlier_runs, write_model_report
-from .threshold import choose_threshold, rates
+from .report import write_model_report
+from .threshold import decide_on_validation
 
 FOLD_TOLERANCE = 1e-4  # largest probability gap allowed between the folded head and scikit-learn
-
-
-@dataclass
-class ProbeResults:
-    STEP = "01_linear_probe"
-    pooling: str
-    pooling_candidates: dict[str, dict[str, float]]
-    best_c: float
-    val_accuracy: float
-    fold_gap: float
-    curve: list[dict[str, float]]
-
-
-@dataclass
-class FineTuneResults:
-    STEP = "02_fine_tune"
-    best_epoch: int
-    val_accuracy: float  # with test-time augmentation, as the model predicts
-    val_accuracy_without_tta: float
-    flips: str
-    augment_strength: float
-    epochs: list[dict[str, float]]  # one row per epoch: train/validation loss and accuracy
-
-
-@dataclass
-class Metrics:
-    """The chosen model on the test split (used once), and how every candidate compared: ``metrics.json``."""
-
-    STEP = "03_evaluate"
-    test_accuracy: float
-    test_auc: float
-    test_accuracy_ci: list[float]  # 95% stratified bootstrap interval
-    test_auc_ci: list[float]
-    val_accuracy: float
-    n_train: int
-    n_val: int
-    n_test: int
-    classes: list[str]
-    backbone: str
-    resolution: int
-    resize: str
-    classifier: str
-    model_dir: str
-    candidates: dict[str, float]  # name -> validation accuracy
-    candidates_on_test: dict[str, dict[str, float]]
-    probe_pooling: dict[str, object]
-    per_class: dict[str, dict[str, object]]  # precision, recall (each with its interval), f1, support
-    confusion_matrix: list[list[int]]
-    run_dir: str
-    bootstrap: dict[str, object]  # how the intervals were drawn: resamples, level
-    calibration: dict[str, float]  # the temperature (fitted on validation), log-loss and ECE before and after
-    decision: dict | None  # the threshold chosen on validation for TARGET_CLASS, with its test recall and precision
 
 
 @dataclass
@@ -191,8 +140,6 @@ def train_probe(cfg: ProbeConfig, run: RunFolder) -> ProbeResults:
 
 def bundled_sample(run: RunFolder) -> str:
     """The bundled sample this run's images came from ("" for the user's own): it settles 'auto' settings."""
-    from ..acquisition.steps import AcquisitionResults
-
     return run.load(AcquisitionResults).sample if run.has(AcquisitionResults) else ""
 
 
@@ -250,57 +197,77 @@ def choose_and_evaluate(cfg: EvaluateConfig, run: RunFolder) -> Evaluation:
     probs = apply_temperature(raw_probs, temperature)
     calibration["test_ece_before"] = expected_calibration_error(y_test, raw_probs)
     calibration["test_ece_after"] = expected_calibration_error(y_test, probs)
-    pd.DataFrame({"path": test.path.to_numpy(), "label": test.label.to_numpy()}).assign(
-        **{f"p_{name}": probs[:, i] for i, name in enumerate(classes)}
-    ).to_csv(run.test_predictions, index=False)
-    scores = classification_metrics(y_test, probs, classes)
-    decision = _decision(cfg, classes, (y_val, val_probs), (y_test, probs))
-    intervals = bootstrap_intervals(y_test, probs, classes)
-    for name, bounds in intervals["per_class"].items():
-        scores["per_class"][name].update(bounds)
+    _write_test_predictions(run, test, probs, classes)
+    scores, intervals = _scores_with_intervals(y_test, probs, classes)
     print(f"chosen: {chosen['name']} (validation accuracy {chosen['val_accuracy']:.4f})")
     print(
         f"test accuracy {with_interval(scores['accuracy'], intervals['accuracy'])}, "
         f"test AUC {with_interval(scores['auc'], intervals['auc'])} (95% bootstrap intervals, {len(test)} images)"
     )
-    on_test = {chosen["name"]: _summary(chosen, scores)}
-    for other in ranked[1:]:
-        other_model, other_config = load_classifier(resolve(other["dir"]))
-        other_probs = predict_paths(other_model, list(test.path), other_config["resolution"], other_config["resize"])
-        on_test[other["name"]] = _summary(other, classification_metrics(y_test, other_probs, classes))
-    probe_config = next((c for c in ranked if c["name"] == LINEAR_PROBE), {})  # absent if only fine-tuned
     metrics = Metrics(
-        test_accuracy=scores["accuracy"],
-        test_auc=scores["auc"],
-        test_accuracy_ci=intervals["accuracy"],
-        test_auc_ci=intervals["auc"],
-        val_accuracy=chosen["val_accuracy"],
-        n_train=int((manifest.split == "train").sum()),
-        n_val=int((manifest.split == "val").sum()),
-        n_test=len(test),
-        classes=classes,
-        backbone=config["backbone"],
-        resolution=config["resolution"],
-        resize=config["resize"],
-        classifier=config["classifier"],
+        **_headline(scores, intervals, chosen),
+        **_counts(manifest),
+        **{k: config[k] for k in ("classes", "backbone", "resolution", "resize", "classifier")},
         model_dir=chosen["dir"],
         candidates={c["name"]: c["val_accuracy"] for c in ranked},
-        candidates_on_test={c["name"]: on_test[c["name"]] for c in ranked},
-        probe_pooling={"chosen": probe_config.get("pooling"), "candidates": probe_config.get("pooling_candidates", {})},
+        candidates_on_test=_every_candidate_on_test(ranked, scores, test, y_test),
+        probe_pooling=_probe_pooling(ranked),
         per_class=scores["per_class"],
         confusion_matrix=scores["confusion_matrix"],
         run_dir=str(run.root),
         bootstrap={"resamples": intervals["resamples"], "level": intervals["level"], "stratified": True, "seed": 0},
         calibration=calibration,
-        decision=decision,
+        decision=decide_on_validation(cfg, classes, (y_val, val_probs), (y_test, probs)),
     )
-    run.save(metrics)
-    run.metrics.write_text(json.dumps(asdict(metrics), indent=2))
+    run.write_metrics(metrics)
     tracker = _track_evaluation(run, metrics, chosen["name"])
     tracker.params(parameters(cfg))
-    report = write_model_report(run, metrics, tracker)
-    tracker.artifacts(report, "reports")
+    tracker.artifacts(write_model_report(run, metrics, tracker), "reports")
     return Evaluation(metrics, ranked, y_test, probs, raw_probs, list(test.path), model, config)
+
+
+def _write_test_predictions(run: RunFolder, test: pd.DataFrame, probs: np.ndarray, classes: list[str]) -> None:
+    pd.DataFrame({"path": test.path.to_numpy(), "label": test.label.to_numpy()}).assign(
+        **{f"p_{name}": probs[:, i] for i, name in enumerate(classes)}
+    ).to_csv(run.test_predictions, index=False)
+
+
+def _scores_with_intervals(y_test: np.ndarray, probs: np.ndarray, classes: list[str]) -> tuple[dict, dict]:
+    """The test scores, each class's precision and recall with its bootstrap interval beside it."""
+    scores = classification_metrics(y_test, probs, classes)
+    intervals = bootstrap_intervals(y_test, probs, classes)
+    for name, bounds in intervals["per_class"].items():
+        scores["per_class"][name].update(bounds)
+    return scores, intervals
+
+
+def _headline(scores: dict, intervals: dict, chosen: dict) -> dict[str, object]:
+    return {
+        "test_accuracy": scores["accuracy"],
+        "test_auc": scores["auc"],
+        "test_accuracy_ci": intervals["accuracy"],
+        "test_auc_ci": intervals["auc"],
+        "val_accuracy": chosen["val_accuracy"],
+    }
+
+
+def _counts(manifest: pd.DataFrame) -> dict[str, int]:
+    return {f"n_{split}": int((manifest.split == split).sum()) for split in ("train", "val", "test")}
+
+
+def _every_candidate_on_test(ranked: list[dict], scores: dict, test: pd.DataFrame, y_test) -> dict[str, dict]:
+    """Each candidate's test scores, recorded after the choice (the chosen one's are ``scores``)."""
+    on_test = {ranked[0]["name"]: _summary(ranked[0], scores)}
+    for other in ranked[1:]:
+        model, config = load_classifier(resolve(other["dir"]))
+        probs = predict_paths(model, list(test.path), config["resolution"], config["resize"])
+        on_test[other["name"]] = _summary(other, classification_metrics(y_test, probs, config["classes"]))
+    return {c["name"]: on_test[c["name"]] for c in ranked}
+
+
+def _probe_pooling(ranked: list[dict]) -> dict[str, object]:
+    probe_config = next((c for c in ranked if c["name"] == LINEAR_PROBE), {})  # absent if only fine-tuned
+    return {"chosen": probe_config.get("pooling"), "candidates": probe_config.get("pooling_candidates", {})}
 
 
 def _track_evaluation(run: RunFolder, metrics: Metrics, chosen: str) -> Tracker:
@@ -324,8 +291,6 @@ def _track_evaluation(run: RunFolder, metrics: Metrics, chosen: str) -> Tracker:
 def explain_errors(run: RunFolder, evaluation: Evaluation, count: int = 6) -> list[np.ndarray]:
     """Grad-CAM heat maps of the chosen model (probe or fine-tuned) over its largest test errors, for the class it
     predicted: what in the image drove the wrong answer. Saved as the ``heat_maps`` figure and logged."""
-    from ..core import plots
-
     worst = largest_losses(evaluation.y_test, evaluation.probs, count)
     classes, config = evaluation.metrics.classes, evaluation.config
     predicted = evaluation.probs[worst].argmax(axis=1)
@@ -338,81 +303,5 @@ def explain_errors(run: RunFolder, evaluation: Evaluation, count: int = 6) -> li
     return overlays
 
 
-def calibrate(model, config: dict, manifest) -> tuple[float, dict[str, float], tuple[np.ndarray, np.ndarray]]:
-    """The chosen model's temperature, fitted on validation (never on test), and what it changed there."""
-    val = manifest[manifest.split == "val"]
-    y_val = val.label.map({name: i for i, name in enumerate(config["classes"])}).to_numpy()
-    val_probs = predict_paths(model, list(val.path), config["resolution"], config["resize"])
-    temperature = fit_temperature(y_val, val_probs)
-    calibrated = apply_temperature(val_probs, temperature)
-    summary = calibration_summary(y_val, val_probs, calibrated, temperature)
-    before, after = summary["val_log_loss_before"], summary["val_log_loss_after"]
-    print(f"temperature {temperature:.3f}: validation log-loss {before:.4f} -> {after:.4f}")
-    return temperature, summary, (y_val, calibrated)
-
-
-def calibration_summary(y_val, val_probs, calibrated, temperature: float) -> dict[str, float]:
-    before, after = log_loss(y_val, val_probs), log_loss(y_val, calibrated)
-    return {
-        "temperature": temperature,
-        "val_log_loss_before": before,
-        "val_log_loss_after": after,
-        "val_ece_before": expected_calibration_error(y_val, val_probs),
-        "val_ece_after": expected_calibration_error(y_val, calibrated),
-    }
-
-
-def _decision(cfg: EvaluateConfig, classes: list[str], validation: tuple, test: tuple) -> dict | None:
-    """The threshold for TARGET_CLASS chosen on validation, then measured once on test; None when not asked."""
-    if not cfg.target_class:
-        return None
-    (y_val, val_probs), (y_test, test_probs) = validation, test
-    decision = choose_threshold(y_val, val_probs, classes, cfg.target_class, cfg.target_recall, cfg.target_precision)
-    target = classes.index(cfg.target_class)
-    decision["test_recall"], decision["test_precision"] = rates(
-        y_test, test_probs[:, target], target, decision["threshold"]
-    )
-    decision["test_accuracy"] = float((decide(test_probs, classes, decision) == y_test).mean())
-    print(
-        f"threshold {decision['threshold']:.4f} on p({cfg.target_class}) for {decision['target']}: validation recall "
-        f"{decision['val_recall']:.3f}, precision {decision['val_precision']:.3f}; test recall "
-        f"{decision['test_recall']:.3f}, precision {decision['test_precision']:.3f}"
-    )
-    return decision
-
-
-@dataclass
-class ComparisonResults:
-    STEP = "04_compare_runs"
-    earlier_runs: list[dict]  # the newest runs of the project in the tracking store, this one included
-    sweeps: dict[str, list[dict]]  # each sweep of this run: its trials
-
-
-@dataclass
-class Comparison:
-    results: ComparisonResults
-    earlier_runs: pd.DataFrame
-    sweeps: dict[str, pd.DataFrame]
-
-
-def compare_runs(run: RunFolder) -> Comparison:
-    """This run beside earlier ones (from the tracking store), and the sweeps it holds."""
-    from .sweep import read_sweeps
-
-    earlier = earlier_runs(Tracker(run))
-    sweeps = read_sweeps(run)
-    results = ComparisonResults(earlier.to_dict("records"), {k: v.to_dict("records") for k, v in sweeps.items()})
-    run.save(results)
-    print(f"{len(earlier)} run(s) in the tracking store compared, {len(sweeps)} sweep(s) in this run")
-    return Comparison(results, earlier, sweeps)
-
-
 def _summary(candidate: dict, scores: dict) -> dict[str, float]:
     return {"val_accuracy": candidate["val_accuracy"], "test_accuracy": scores["accuracy"], "test_auc": scores["auc"]}
-
-
-def read_metrics(run: RunFolder) -> Metrics:
-    if not run.metrics.is_file():
-        raise FileNotFoundError(f"{run.metrics} does not exist: run 03_evaluate first with the same RUN_DIR.")
-    values = json.loads(run.metrics.read_text())
-    return Metrics(**{k: v for k, v in values.items() if k in Metrics.__dataclass_fields__})

@@ -7,6 +7,8 @@ validation split's calibrated probabilities, stored with the model, and applied 
 
 import numpy as np
 
+from ..core.config import EvaluateConfig
+from ..core.decision import decide
 from ..core.errors import ConfigError
 
 
@@ -47,3 +49,22 @@ def choose_threshold(
         "val_recall": val_recall,
         "val_precision": val_precision,
     }
+
+
+def decide_on_validation(cfg: EvaluateConfig, classes: list[str], validation: tuple, test: tuple) -> dict | None:
+    """The threshold for TARGET_CLASS chosen on validation, then measured once on test; None when not asked."""
+    if not cfg.target_class:
+        return None
+    (y_val, val_probs), (y_test, test_probs) = validation, test
+    decision = choose_threshold(y_val, val_probs, classes, cfg.target_class, cfg.target_recall, cfg.target_precision)
+    target = classes.index(cfg.target_class)
+    decision["test_recall"], decision["test_precision"] = rates(
+        y_test, test_probs[:, target], target, decision["threshold"]
+    )
+    decision["test_accuracy"] = float((decide(test_probs, classes, decision) == y_test).mean())
+    print(
+        f"threshold {decision['threshold']:.4f} on p({cfg.target_class}) for {decision['target']}: validation recall "
+        f"{decision['val_recall']:.3f}, precision {decision['val_precision']:.3f}; test recall "
+        f"{decision['test_recall']:.3f}, precision {decision['test_precision']:.3f}"
+    )
+    return decision

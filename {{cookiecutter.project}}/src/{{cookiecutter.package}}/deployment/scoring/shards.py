@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import ConfigError, DataError
+from ...core.errors import ConfigError, DataError
 from . import provenance
 
 PARTIAL = ".partial"  # suffix of a file still being written; renamed onto its name only once complete

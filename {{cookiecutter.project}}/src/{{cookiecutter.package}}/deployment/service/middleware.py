@@ -10,7 +10,7 @@ import re
 import time
 import uuid
 
-from .service_metrics import ServiceMetrics
+from .metrics import ServiceMetrics
 
 log = logging.getLogger("service")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # a caller's X-Request-ID is kept only if it is this tame

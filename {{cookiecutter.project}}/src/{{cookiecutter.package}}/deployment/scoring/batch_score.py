@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..core import tables
-from ..core.cpu import available_cores
-from ..core.errors import ConfigError, DataError
-from ..core.images import IMAGE_EXTENSIONS, ImageRefused, PixelBudget, read_checked, walk_images
+from ...core import tables
+from ...core.cpu import available_cores
+from ...core.errors import ConfigError, DataError
+from ...core.images import IMAGE_EXTENSIONS, ImageRefused, PixelBudget, read_checked, walk_images
+from ..predict import PRECISIONS, ExportedModel, load_model, predict
 from . import provenance, shards
-from .predict import PRECISIONS, ExportedModel, load_model, predict
 
 ENCODING = shards.ENCODING  # a path's undecodable bytes are written as they are, and read back the same
 
@@ -211,11 +211,11 @@ def _check_paths(source: Path, output: Path, target: Path) -> None:
 
 def _load(model_dir: str | Path, precision: str, device: str) -> tuple[ExportedModel, Path, str | None]:
     """The model, the ONNX file it runs and, for a registered one, its name and version."""
-    from .registry import fetch, is_registry_uri
+    from ..registry import resolve_model
 
     registered = None
-    if is_registry_uri(model_dir):
-        model_dir, info = fetch(str(model_dir))
+    model_dir, info = resolve_model(model_dir)
+    if info:
         print(f"scoring with {info['uri']}: version {info['version']} {info['aliases']}")
         registered = f"{info['name']} version {info['version']}"
     return load_model(model_dir, precision, device), Path(model_dir) / PRECISIONS[precision], registered

@@ -2,9 +2,9 @@
 
 from dataclasses import dataclass, fields
 
-from ..core.cpu import available_cores
-from ..core.errors import ConfigError
-from ..core.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
+from ...core.cpu import available_cores
+from ...core.errors import ConfigError
+from ...core.choices import MAX_PIXELS, MAX_SIDE
 
 
 @dataclass(frozen=True)
@@ -13,8 +13,8 @@ class ServiceSettings:
     max_body_mb: float = 16.0
     max_uploads: int = 16  # requests holding a body at once (memory: about 2 x max_uploads x max_body_mb); others wait
     max_images: int = 32  # images in one request
-    max_pixels: int = DEFAULT_MAX_PIXELS  # per image, read from its header before decoding (400 above)
-    max_side: int = DEFAULT_MAX_SIDE
+    max_pixels: int = MAX_PIXELS  # per image, read from its header before decoding (400 above)
+    max_side: int = MAX_SIDE
     decode_timeout_s: float = 10.0
     read_timeout_s: float = 30.0  # the whole body must arrive within this (408), so slow senders cannot hold memory
     min_upload_kb_s: float = 32.0  # and, after 2 s, at least this fast on average (408): slots go to real uploads

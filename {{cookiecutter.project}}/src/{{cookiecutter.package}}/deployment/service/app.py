@@ -9,31 +9,24 @@ import asyncio
 import io
 import json
 import logging
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.resources import files as package_files
 from pathlib import Path
-from typing import IO
 
 import numpy as np
-import requests
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from ..core.images import ImageRefused, PixelBudget, read_checked
+from ...core.images import ImageRefused, PixelBudget, read_checked
+from ..predict import ExportedModel, load_model, predict
 from .batcher import MicroBatcher, QueueFull
-from .predict import ExportedModel, load_model, predict
-from .service_metrics import ServiceMetrics
-from .service_middleware import ApiKey, BodyLimit, RequestLog
-from .service_protocol import with_header_timeout
-from .service_settings import ServiceSettings
+from .metrics import ServiceMetrics
+from .middleware import ApiKey, BodyLimit, RequestLog
+from .protocol import with_header_timeout
+from .settings import ServiceSettings
 
 log = logging.getLogger("service")
 RETRY_AFTER_S = 1
@@ -227,12 +220,11 @@ def run(
     """Serve an exported model folder, or a registered version (``models:/<name>@<alias>``), until SIGTERM/SIGINT."""
     import uvicorn
 
-    from .registry import fetch, is_registry_uri
+    from ..registry import resolve_model
 
     settings = settings or ServiceSettings()
-    registered = {}
-    if is_registry_uri(model):
-        model, registered = fetch(str(model))
+    model, registered = resolve_model(model)
+    if registered:
         print(f"serving {registered['uri']}: version {registered['version']} {registered['aliases']}", flush=True)
     configure_logging()
     sys.setswitchinterval(0.001)  # hand the GIL back to the event loop sooner when decoder threads hold it
@@ -247,56 +239,3 @@ def run(
         timeout_keep_alive=settings.keep_alive_s,
         timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-class RunningService(str):
-    """The URL of a service started by ``running_service``, with its process and what it printed."""
-
-    process: subprocess.Popen
-    output: IO[str]
-
-    def log(self) -> str:
-        self.output.flush()
-        self.output.seek(0)
-        return self.output.read()
-
-
-@contextmanager
-def running_service(
-    model_dir: str | Path, port: int | None = None, timeout: float = 60.0, args: tuple[str, ...] = (), env=None
-) -> Iterator[RunningService]:
-    """Start ``python -m <package> serve`` on 127.0.0.1 (extra ``args`` for it), yield its URL, stop it on exit."""
-    port = port or free_port()
-    command = [sys.executable, "-m", __package__.partition(".")[0], "serve", "--model", str(model_dir)]
-    command += ["--port", str(port), *args]
-    with tempfile.TemporaryFile("w+") as output:  # a file, not a pipe: a full pipe would stall the service's logging
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, text=True, env=env)
-        service = RunningService(f"http://127.0.0.1:{port}")
-        service.process, service.output = process, output
-        try:
-            wait_until_ready(process, service, service.log, timeout)
-            yield service
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def wait_until_ready(process: subprocess.Popen, url: str, read_log: Callable[[], str], timeout: float) -> None:
-    """Until the service at ``url`` answers /ready; what it printed (``read_log``) if it exits or never does."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"The service exited with code {process.returncode}:\n{read_log()[-5000:]}")
-        try:
-            if requests.get(f"{url}/ready", timeout=2).ok:
-                return
-        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading the model
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"The service at {url} was not ready within {timeout:.0f} s:\n{read_log()[-5000:]}")

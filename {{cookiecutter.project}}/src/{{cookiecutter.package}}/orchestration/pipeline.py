@@ -7,10 +7,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from .config import check_parameters
-from .errors import ConfigError
-from .paths import project_root, resolve
-from .tracking import Tracker, check_reachable
+from ..core.config import check_configs
+from ..core.errors import ConfigError
+from ..core.formatting import with_interval
+from ..core.paths import project_root, resolve
+from ..core.tracking import Tracker, check_reachable
 
 NOTEBOOKS = (
     "01_data_acquisition_and_understanding/01_acquire_data.ipynb",
@@ -74,8 +75,9 @@ def declared_parameters(notebooks: list[Path]) -> dict[Path, set[str]]:
     return {nb: set(papermill.inspect_notebook(str(nb))) for nb in notebooks}
 
 
-def check_overrides(overrides: dict[str, object], declared: dict[Path, set[str]]) -> None:
-    known = set().union(*declared.values())
+def check_overrides(overrides: dict[str, object]) -> None:
+    """Every name given is a parameter of some notebook."""
+    known = set().union(*declared_parameters(notebook_paths()).values())
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ConfigError(f"Unknown parameter(s) {', '.join(unknown)}. Valid parameters: {', '.join(sorted(known))}.")
@@ -102,6 +104,18 @@ class IndentedLines:
         self.target.flush()
 
 
+def checked_values(data_dir: str | None, profile: str, overrides: dict[str, object] | None) -> dict[str, object]:
+    """Every parameter the notebooks will receive, each checked by the config that holds it (names, types,
+    ranges, choices), before anything runs or is written: a bad value stops the run in seconds, not in the
+    fifth notebook."""
+    values = {**profile_values(profile), **(overrides or {})}
+    if data_dir:
+        values["DATA_DIR"] = str(resolve(data_dir))
+    check_overrides({**(overrides or {}), "RUN_DIR": "", **({"DATA_DIR": data_dir} if data_dir else {})})
+    check_configs(values)
+    return values
+
+
 def run_pipeline(
     data_dir: str | None = None,
     profile: str = "demo",
@@ -117,20 +131,14 @@ def run_pipeline(
     bars stay in the executed notebooks, so CI logs are not flooded."""
     import papermill
 
-    from .run_folder import RunFolder  # pandas: not needed by the commands that only score or serve
+    from ..core.run_folder import RunFolder  # pandas: not needed by the commands that only score or serve
 
-    run = RunFolder.open(out or default_out(profile))
+    values = checked_values(data_dir, profile, overrides)
+    check_reachable()  # an unreachable tracking server stops the run before any training
     notebooks = notebook_paths()
     declared = declared_parameters(notebooks)
-    values = {**profile_values(profile), **(overrides or {})}
-    check_overrides(
-        {**(overrides or {}), "RUN_DIR": run.root, **({"DATA_DIR": data_dir} if data_dir else {})}, declared
-    )
-    check_parameters(overrides or {})
-    check_reachable()  # an unreachable tracking server stops the run before any training
+    run = RunFolder.open(out or default_out(profile))  # only now: a refused run writes nothing
     values["RUN_DIR"] = str(run.root)
-    if data_dir:
-        values["DATA_DIR"] = str(resolve(data_dir))
     for i, notebook in enumerate(notebooks, 1):
         stage = notebook.parent.name
         executed = run.notebooks / stage / notebook.name
@@ -166,8 +174,4 @@ def run_pipeline(
 def headline(metrics: dict) -> str:
     """The headline numbers, each with its 95% bootstrap interval where the evaluation drew one."""
 
-    def shown(key: str) -> str:
-        low_high = metrics.get(f"{key}_ci")
-        return f"{metrics[key]:.4f}" + (f" [{low_high[0]:.4f}, {low_high[1]:.4f}]" if low_high else "")
-
-    return "  ".join(f"{k}={shown(k)}" for k in HEADLINE if k in metrics)
+    return "  ".join(f"{k}={with_interval(metrics[k], metrics.get(f'{k}_ci'))}" for k in HEADLINE if k in metrics)

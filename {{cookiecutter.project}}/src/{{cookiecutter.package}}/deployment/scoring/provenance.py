@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from ..core.errors import DataError
+from ...core.errors import DataError
 
 SUFFIX = ".json"
 

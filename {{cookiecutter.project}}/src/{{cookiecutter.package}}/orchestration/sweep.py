@@ -19,9 +19,11 @@ from multiprocessing import get_context
 
 import pandas as pd
 
-from ..core import config
+from ..core import config, plots
 from ..core.errors import ConfigError
 from ..core.run_folder import FINE_TUNED, LINEAR_PROBE, RunFolder
+from ..core.tracking import Tracker
+from ..modeling import steps
 
 STAGES = {"probe": (config.ProbeConfig, LINEAR_PROBE), "train": (config.FineTuneConfig, FINE_TUNED)}
 SEARCHES = ("grid", "random", "tpe")
@@ -77,8 +79,6 @@ def combinations(grid: dict[str, list]) -> list[dict[str, object]]:
 
 def _run_trial(run_root: str, trial_root: str, stage: str, values: dict[str, object]) -> dict[str, object]:
     """One trial in its own folder (a process of its own): the stage's step with the trial's settings."""
-    from . import steps
-
     run, trial = RunFolder.open(run_root), RunFolder.open(trial_root)
     for path in (run.manifest, run.results_file("01_acquire_data"), run.tracking):
         if path.is_file():  # the acquisition is shared; tracking.json makes the trial a nested run of the run
@@ -93,8 +93,6 @@ def _run_trial(run_root: str, trial_root: str, stage: str, values: dict[str, obj
 
 
 def _tag_trial(run: RunFolder, trial: RunFolder, name: str, index: int, values: dict) -> None:
-    from ..core.tracking import Tracker
-
     state = json.loads(trial.tracking.read_text())
     tracker = Tracker(run)
     for child in state["children"].values():
@@ -115,8 +113,6 @@ def sweep(
     fixed: dict[str, object] | None = None,
 ) -> SweepResults:
     """Train every trial, choose the best on validation, add it to the run's candidates."""
-    from . import steps
-
     stage = stage_of(grid, stage)
     if search not in SEARCHES:
         raise ConfigError(f"Invalid --search {search!r}. Only {', '.join(SEARCHES)} are supported.")
@@ -139,8 +135,6 @@ def sweep(
     if destination.exists():
         shutil.rmtree(destination)
     shutil.copytree(RunFolder(folder / f"trial-{best}").model(STAGES[stage][1]), destination)
-    from ..core import plots
-
     plots.sweep(table, list(grid), folder / "parameters.png")
     results = SweepResults(
         name, stage, search, table.to_dict("records"), best, rows[best]["parameters"],

@@ -7,34 +7,73 @@ parts of a sharded ``score``); ``promote`` moves the registry's ``champion`` ali
 """
 
 import argparse
-import importlib
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError, DataError, TrackingError
+from ..core import config
+from ..core.errors import ConfigError, DataError, TrackingError
 from .pipeline import PROFILES
 
-# command: (help, config class name in core.config or None, "module:function" of the whole step)
+
+def _acquire(cfg, run):
+    from ..acquisition.steps import acquire
+
+    return acquire(cfg, run)
+
+
+def _review(cfg, run):
+    from ..acquisition.steps import explore_and_review  # torch and the featurizer: only when a stage runs
+
+    return explore_and_review(cfg, run)
+
+
+def _probe(cfg, run):
+    from ..modeling.steps import train_probe
+
+    return train_probe(cfg, run)
+
+
+def _train(cfg, run):
+    from ..modeling.steps import train_fine_tuned
+
+    return train_fine_tuned(cfg, run)
+
+
+def _evaluate(cfg, run):
+    from ..modeling.steps import choose_and_evaluate
+
+    return choose_and_evaluate(cfg, run)
+
+
+def _export(cfg, run):
+    from ..deployment.steps import export_model
+
+    return export_model(cfg, run)
+
+
+@dataclass(frozen=True)
+class StageCommand:
+    help: str
+    config: type  # checked from ``-p`` values before the step (and torch) is imported
+    step: Callable  # (config, run folder) -> results
+
+
 STAGES = {
-    "acquire": (
-        "01_acquire_data: check, review, de-duplicate and split the images",
-        "DataConfig",
-        "acquisition:acquire",
+    "acquire": StageCommand(
+        "01_acquire_data: check, review, de-duplicate and split the images", config.DataConfig, _acquire
     ),
-    "review": (
-        "02_explore_and_review: likely label errors and the data report",
-        "ReviewConfig",
-        "acquisition:explore_and_review",
+    "review": StageCommand(
+        "02_explore_and_review: likely label errors and the data report", config.ReviewConfig, _review
     ),
-    "probe": ("01_linear_probe: pooled features and a linear probe", "ProbeConfig", "modeling:train_probe"),
-    "train": (
-        "02_fine_tune: fine-tune the network; alone or under torchrun --nproc_per_node=N",
-        "FineTuneConfig",
-        "modeling:train_fine_tuned",
+    "probe": StageCommand("01_linear_probe: pooled features and a linear probe", config.ProbeConfig, _probe),
+    "train": StageCommand(
+        "02_fine_tune: fine-tune the network; alone or under torchrun --nproc_per_node=N", config.FineTuneConfig, _train
     ),
-    "evaluate": ("03_evaluate: choose on validation, test once", "EvaluateConfig", "modeling:choose_and_evaluate"),
-    "export": ("01_export: the chosen model as ONNX with its model card", "DeployConfig", "deployment:export_model"),
+    "evaluate": StageCommand("03_evaluate: choose on validation, test once", config.EvaluateConfig, _evaluate),
+    "export": StageCommand("01_export: the chosen model as ONNX with its model card", config.DeployConfig, _export),
 }
 
 
@@ -63,11 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--out", help="run folder (default: runs/<timestamp>-<profile>)")
     _parameters(pipeline, "C_GRID '[0.01, 0.1]'")
 
-    for name, (help_text, config, _) in STAGES.items():
-        stage = commands.add_parser(name, help=help_text)
+    for name, command in STAGES.items():
+        stage = commands.add_parser(name, help=command.help)
         stage.add_argument("--run-dir", required=True, help="run folder the notebooks share (RUN_DIR)")
-        if config:
-            _parameters(stage, "EPOCHS 5" if name == "train" else "SEED 1")
+        _parameters(stage, "EPOCHS 5" if name == "train" else "SEED 1")
 
     score = commands.add_parser("score", help="score images with an exported model into a CSV")
     score.add_argument("--model", required=True, help="exported model folder (<run>/model), or models:/<name>@<alias>")
@@ -120,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _service_options(serve: argparse.ArgumentParser) -> None:
     """Precision, device, API key and one flag per ServiceSettings limit (defaults from there)."""
-    from ..deployment.service_settings import ServiceSettings, setting_names
+    from ..deployment.service.settings import ServiceSettings, setting_names
 
     serve.add_argument("--precision", default="fp32", choices=["fp32", "int8"], help="int8: the quantized model")
     serve.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="where the model runs")
@@ -152,18 +190,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _stage(args: argparse.Namespace) -> int:
     """A stage's config from ``-p`` values (checked before any heavy import), then its step on the run folder."""
-    from . import config
+    from ..core.run_folder import RunFolder
     from .pipeline import parse_value
-    from .run_folder import RunFolder
 
-    _, config_name, target = STAGES[args.command]
-    values = {name: parse_value(value) for name, value in getattr(args, "parameter", [])}
-    cfg = config.from_parameters(getattr(config, config_name), values) if config_name else None
-    package, function = target.split(":")
-    step = getattr(importlib.import_module(f"..{package}.steps", __package__), function)
+    command = STAGES[args.command]
+    values = {name: parse_value(value) for name, value in args.parameter}
+    cfg = config.from_parameters(command.config, values)
     run = RunFolder.open(args.run_dir)
-    results = step(cfg, run) if cfg is not None else step(run)
-    if results is not None:
+    if command.step(cfg, run) is not None:
         print(f"{args.command}: done, results in {run.root}")
     return 0
 
@@ -179,8 +213,8 @@ def _pipeline(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from ..deployment import shards
-    from ..deployment.batch_score import score
+    from ..deployment.scoring import shards
+    from ..deployment.scoring.batch_score import score
 
     shard = args.shard if args.shard is not None else shards.from_environment()  # the command's launcher, if any
     options = {"batch_size": args.batch_size, "workers": args.workers, "resume": args.resume, "shard": shard}
@@ -192,7 +226,7 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from ..deployment.shards import merge
+    from ..deployment.scoring.shards import merge
 
     output, rows = merge(args.output)
     print(f"merged {rows} rows: {output}")
@@ -200,8 +234,8 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ..deployment.serve import run
-    from ..deployment.service_settings import ServiceSettings, setting_names
+    from ..deployment.service.app import run
+    from ..deployment.service.settings import ServiceSettings, setting_names
 
     settings = {name: getattr(args, name) for name in setting_names()}
     settings = ServiceSettings(**settings, api_key=os.environ.get(args.api_key_env, ""))
@@ -210,9 +244,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from ..modeling.sweep import parse_values, sweep
+    from ..core.run_folder import RunFolder
     from .pipeline import parse_value
-    from .run_folder import RunFolder
+    from .sweep import parse_values, sweep
 
     grid = {name: parse_values(values) for name, values in args.grid}
     fixed = {name: parse_value(value) for name, value in args.parameter}

@@ -1,0 +1,42 @@
+"""Every choice a setting can take and every limit it is checked against, in one place.
+
+The configs check against these without loading any stage (no torch, no scikit-learn), and the stages build
+what they name from them: ``modeling.backbones`` builds exactly the backbones listed here, ``modeling.pooling``
+the poolings, and acquisition, scoring and serving share one image-size limit, so an image accepted for
+training is never refused by the project's own service.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BackboneLimits:
+    resolution_range: tuple[int, int]  # input sizes, in pixels, the network takes
+    n_blocks: int  # blocks fine-tuning can hold fixed (``FREEZE_BLOCKS``)
+
+
+BACKBONES: dict[str, BackboneLimits] = {
+    "efficientnet_lite0": BackboneLimits((32, 1024), 16),
+    "efficientnet_lite2": BackboneLimits((32, 1024), 21),
+    "alexnet": BackboneLimits((64, 1024), 5),
+    **{f"resnet{depth}": BackboneLimits((32, 1024), 4) for depth in (18, 34, 50, 101, 152)},
+}
+WEIGHTS = ("pretrained", "none")  # or the path of a weights file
+POOLINGS = ("average", "bilinear")
+POOLING_CHOICES = ("auto", *POOLINGS)  # auto: the probe tries each and keeps the best on validation
+CLASSIFIERS = ("logistic_regression", "linear_svm")
+FLIPS = ("none", "horizontal", "all")
+RESIZES = ("stretch", "crop", "pad")
+DEFAULT_RESIZE = "stretch"  # measured: ties crop and beats pad on natural photos; keeps every pixel of content
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("onecycle", "cosine", "constant")
+CLASS_WEIGHTS = ("none", "balanced")
+
+# One image-size limit for every image the project reads: acquisition (training data), the batch scorer and
+# the service. Sizes are read from the header, before any decoding.
+MAX_PIXELS = 40_000_000  # a 40-megapixel photo; 8-bit RGB of it is 120 MB
+MAX_SIDE = 20_000
+# The only decoders that see any file (Pillow knows many more, some of which start external programs);
+# JPEG's covers the multi-picture JPEGs of phones (MPO).
+IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP")
+HASH_SIZE = 16  # perceptual hash (dhash) of 16 x 16 = 256 bits

@@ -1,0 +1,27 @@
+"""Torch module -> ONNX file: the one export path (the featurizer, each candidate, the exported model)."""
+
+from pathlib import Path
+
+import torch
+
+from ..core.onnx_io import INPUT_NAME
+
+
+def export_onnx(model, path: Path, resolution: int, output_name: str) -> Path:
+    """Write ``model`` (a torch module: float images 0-255, NCHW) to ``path`` with a dynamic batch axis."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(1, 3, resolution, resolution)
+    tmp = path.with_suffix(".tmp.onnx")
+    with torch.inference_mode():
+        torch.onnx.export(
+            model.eval(),
+            (example,),
+            str(tmp),
+            input_names=[INPUT_NAME],
+            output_names=[output_name],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, output_name: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    tmp.replace(path)  # a half-written file never looks finished
+    return path
