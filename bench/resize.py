@@ -57,7 +57,8 @@ def photo_paths() -> dict[Path, set[str]]:
 def photos_per_mode(backbone: str, modes: tuple[str, ...]) -> dict[str, dict[str, float]]:
     import torch
     from solar_cell_inspection.core.images import load_batch
-    from solar_cell_inspection.modeling.backbones import BACKBONES, imagenet_classes, imagenet_classifier
+    from helpers.imagenet import imagenet_classes, imagenet_classifier  # the baked project's test helpers
+    from solar_cell_inspection.modeling.backbones import BACKBONES
 
     resolution = BACKBONES[backbone].resolution
     model = imagenet_classifier(backbone, resolution=resolution)
@@ -88,7 +89,7 @@ def elpv_per_mode(images: int, modes: tuple[str, ...], work: Path) -> dict[str, 
     from solar_cell_inspection.acquisition.steps import acquire
     from solar_cell_inspection.core.config import DataConfig
     from solar_cell_inspection.core.run_folder import RunFolder
-    from solar_cell_inspection.modeling.features import featurize
+    from solar_cell_inspection.modeling.features import FeatureSpec, featurize
     from solar_cell_inspection.modeling.probe import fit_probe
 
     run = RunFolder.open(work / "run")
@@ -101,7 +102,7 @@ def elpv_per_mode(images: int, modes: tuple[str, ...], work: Path) -> dict[str, 
     train, val = (manifest.split == "train").to_numpy(), (manifest.split == "val").to_numpy()
     out = {}
     for mode in modes:
-        x = featurize(list(manifest.path), "efficientnet_lite0", 224, work_dir=work, resize=mode)
+        x = featurize(list(manifest.path), FeatureSpec("efficientnet_lite0", 224, resize=mode), work_dir=work)
         result = fit_probe(x[train], y[train], x[val], y[val], (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0))
         out[mode] = round(result.val_accuracy, 4)
     out["n_train"], out["n_val"] = int(train.sum()), int(val.sum())
@@ -116,7 +117,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="resize-bench-") as tmp:
-        bake(Path(tmp))
+        sys.path.insert(0, str(bake(Path(tmp)) / "tests"))
         from solar_cell_inspection.core.choices import RESIZES as RESIZE_CHOICES
 
         report = {"photos": {name: photos_per_mode(name, RESIZE_CHOICES) for name in args.backbones}}

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from helpers.imagenet import imagenet_classes, imagenet_classifier
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from {{ cookiecutter.package }}.core import onnx_io
 from {{ cookiecutter.package }}.core.images import load_batch
-from {{ cookiecutter.package }}.modeling.backbones import BACKBONES, get_backbone, imagenet_classes, imagenet_classifier
+from {{ cookiecutter.package }}.modeling.backbones import BACKBONES, get_backbone
 from {{ cookiecutter.package }}.modeling.onnx_export import export_onnx
 from {{ cookiecutter.package }}.modeling.pooling import POOLINGS, featurizer
 

@@ -25,7 +25,7 @@ def test_unknown_backbone_lists_the_valid_ones():
         ({"batch_size": 0}, "BATCH_SIZE=0"),
         ({"resolution": 8}, "RESOLUTION=8 is outside"),
         ({"c_grid": (0.1, -1.0)}, "C_GRID"),
-        ({"classifier": "forest"}, "Invalid classifier 'forest'.*logistic_regression"),
+        ({"classifier": "forest"}, "Invalid CLASSIFIER 'forest'.*logistic_regression"),
         ({"pooling": "max"}, "Invalid POOLING 'max'. Only auto, average, bilinear"),
         ({"resize": "squash"}, "Invalid RESIZE 'squash'. Only stretch, crop, pad"),
     ],

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.imagenet import imagenet_classes, imagenet_classifier
 from PIL import Image
 from torch import nn
 
 from {{ cookiecutter.package }}.core.images import load_batch
-from {{ cookiecutter.package }}.modeling.backbones import imagenet_classes, imagenet_classifier
 from {{ cookiecutter.package }}.modeling.explain import grad_cam, heat_maps, target_layer
 from {{ cookiecutter.package }}.modeling.model import ImageClassifier
 from {{ cookiecutter.package }}.modeling.pooling import feature_dim, featurizer

@@ -3,12 +3,13 @@ import json
 
 import numpy as np
 import pytest
+from helpers.predictions import predict_image
 from PIL import Image
 
 from {{ cookiecutter.package }}.core import onnx_io
 from {{ cookiecutter.package }}.core.images import load_batch
 from {{ cookiecutter.package }}.deployment.export import max_difference, write_exported_model
-from {{ cookiecutter.package }}.deployment.predict import load_model, predict, predict_image
+from {{ cookiecutter.package }}.deployment.predict import load_model, predict
 from {{ cookiecutter.package }}.deployment.scoring.batch_score import score
 
 

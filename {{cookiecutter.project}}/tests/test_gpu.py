@@ -18,7 +18,7 @@ from {{ cookiecutter.package }}.acquisition.manifest import MANIFEST_COLUMNS
 from {{ cookiecutter.package }}.core.config import FineTuneConfig
 from {{ cookiecutter.package }}.core.images import load_batch
 from {{ cookiecutter.package }}.modeling.backbones import get_backbone
-from {{ cookiecutter.package }}.modeling.features import featurize
+from {{ cookiecutter.package }}.modeling.features import FeatureSpec, featurize
 from {{ cookiecutter.package }}.modeling.model import ImageClassifier, load_classifier, predict_paths
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -42,7 +42,7 @@ def paths_of(tiny_images) -> list[str]:
 
 def test_cuda_featurizer_agrees_with_cpu_float32(tiny_images, weights):
     paths = paths_of(tiny_images)
-    on_cuda = featurize(paths, "resnet18", 64, weights=weights)  # torch, channels_last, float16 autocast
+    on_cuda = featurize(paths, FeatureSpec("resnet18", 64, weights))  # torch, channels_last, float16 autocast
     with torch.inference_mode():
         on_cpu = get_backbone("resnet18", weights=weights, resolution=64)(torch.from_numpy(load_batch(paths, 64)))
     cosine = torch.nn.functional.cosine_similarity(torch.from_numpy(on_cuda), on_cpu, dim=1)
@@ -93,9 +93,10 @@ def test_service_micro_batches_on_cuda(exported_model, tiny_images):
 
     import onnxruntime
     import requests
+    from helpers.predictions import predict_image
 
     from {{ cookiecutter.package }}.deployment.launcher import running_service
-    from {{ cookiecutter.package }}.deployment.predict import load_model, predict_image
+    from {{ cookiecutter.package }}.deployment.predict import load_model
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         pytest.skip("ONNX Runtime has no CUDA provider here: pip install onnxruntime-gpu")

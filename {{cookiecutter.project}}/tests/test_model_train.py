@@ -165,7 +165,11 @@ def test_freeze_holds_early_blocks_fixed():
 def test_fit_trains_and_keeps_the_best_checkpoint(tmp_path, tiny_images):
     torch.manual_seed(0)
     manifest = build_manifest(tiny_images)
-    train, val = build_loaders(manifest, ["horizontal", "vertical"], 32, 8, "horizontal", seed=0)
+    cfg = FineTuneConfig(
+        resolution=32, batch_size=8, flips="horizontal", augment_strength=1.0, epochs=2, learning_rate=1e-3,
+        weight_decay=0.0, label_smoothing=0.0, patience=2, resume=False,
+    )  # fmt: skip
+    loaders = build_loaders(manifest, ["horizontal", "vertical"], cfg)
     model = new_classifier("efficientnet_lite0", 2, 32, dropout=0.1)
     before = model.head.weight.detach().clone()
     config = {
@@ -174,18 +178,7 @@ def test_fit_trains_and_keeps_the_best_checkpoint(tmp_path, tiny_images):
         "resize": "stretch",
         "classes": ["horizontal", "vertical"],
     }
-    history = fit(
-        model,
-        train,
-        val,
-        epochs=2,
-        learning_rate=1e-3,
-        weight_decay=0.0,
-        label_smoothing=0.0,
-        patience=2,
-        out_dir=tmp_path,
-        config=config,
-    )
+    history = fit(model, loaders, cfg, tmp_path, config)
     assert len(history.rows) == 2 and 1 <= history.best_epoch <= 2
     assert not torch.equal(before, model.head.weight.detach())
     loaded, saved = load_classifier(tmp_path)
@@ -239,13 +232,13 @@ def test_a_seed_makes_a_cpu_run_repeatable(tmp_path, tiny_images):
     assert [r["train_loss"] for r in other] != [r["train_loss"] for r in runs[0]]
 
 
-def test_a_lite_model_saved_before_the_activation_fix_is_refused_not_misused(tmp_path):
+def test_a_model_folder_lacking_its_settings_is_refused_not_misused(tmp_path):
     model = ImageClassifier(featurizer("efficientnet_lite0", weights="none", resolution=32), torch.nn.Linear(1280, 2))
     save_classifier(model, tmp_path, backbone="efficientnet_lite0", resolution=32, resize="stretch", classes=["a", "b"])
     config = json.loads((tmp_path / "model.json").read_text())
-    del config["resize"]  # what every model.json written before the fix looks like
+    del config["resize"]  # fed with the wrong preprocessing, it would predict nonsense without any error
     (tmp_path / "model.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="wrong activation.*Re-run the modeling notebooks"):
+    with pytest.raises(ValueError, match="model.json lacks resize.*Re-run them"):
         load_classifier(tmp_path)
 
 

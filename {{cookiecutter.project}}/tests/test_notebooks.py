@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import requests
 
-from {{ cookiecutter.package }}.orchestration.pipeline import NOTEBOOKS
 from {{ cookiecutter.package }}.core.run_folder import FIGURES, RunFolder
 from {{ cookiecutter.package }}.deployment.launcher import running_service
+from {{ cookiecutter.package }}.orchestration.pipeline import NOTEBOOKS
 
 pytestmark = pytest.mark.notebooks
 PACKAGE = "{{ cookiecutter.package }}"

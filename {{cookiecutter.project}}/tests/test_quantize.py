@@ -11,6 +11,7 @@ import onnx
 import pytest
 import torch
 from conftest import TINY_METADATA, TINY_RESOLUTION, write_stripes_dataset
+from helpers.predictions import predict_image
 from onnx import TensorProto
 from PIL import Image
 from torch import nn
@@ -24,7 +25,6 @@ from {{ cookiecutter.package }}.deployment.predict import (
     MODEL_FILE,
     load_model,
     predict,
-    predict_image,
 )
 from {{ cookiecutter.package }}.deployment.quantize import calibration_sample, quantize, quantize_checked
 from {{ cookiecutter.package }}.modeling.model import ImageClassifier

@@ -12,9 +12,10 @@ import pytest
 import requests
 from conftest import big_png
 from fastapi.testclient import TestClient
+from helpers.predictions import predict_image
 
 from {{ cookiecutter.package }}.deployment.launcher import running_service
-from {{ cookiecutter.package }}.deployment.predict import load_model, predict_image
+from {{ cookiecutter.package }}.deployment.predict import load_model
 from {{ cookiecutter.package }}.deployment.service import app as service_app
 from {{ cookiecutter.package }}.deployment.service.batcher import MicroBatcher, QueueFull
 from {{ cookiecutter.package }}.deployment.service.settings import ServiceSettings

@@ -3,15 +3,14 @@
 import os
 from pathlib import Path
 
-import pandas as pd
-
 
 def with_interval(value: float, interval: list[float] | None) -> str:
     """``0.8512 [0.8243, 0.8784]``: a score and its 95% bootstrap interval, when there is one."""
     return f"{value:.4f}" + (f" [{interval[0]:.4f}, {interval[1]:.4f}]" if interval else "")
 
 
-def markdown_table(frame: pd.DataFrame, index: bool = False) -> str:
+def markdown_table(frame, index: bool = False) -> str:
+    """A pandas DataFrame as a GitHub table (pandas itself is left to the callers: serving never loads it)."""
     frame = frame.reset_index() if index else frame
     if frame.empty:
         return "_none_"

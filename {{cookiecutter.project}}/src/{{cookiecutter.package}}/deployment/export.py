@@ -10,7 +10,6 @@ import numpy as np
 
 from ..core import onnx_io
 from ..core.formatting import with_interval
-from ..modeling.onnx_export import export_onnx  # export is where the torch model becomes ONNX
 from .predict import CARD_FILE, INT8_MODEL_FILE, METADATA_FILE, MODEL_FILE
 
 
@@ -21,6 +20,8 @@ def write_exported_model(model, out_dir: Path, metadata: dict) -> Path:
             raise ValueError(
                 f"Export metadata is missing {key!r}; it needs classes, resolution, resize, backbone and classifier."
             )
+    from ..modeling.onnx_export import export_onnx  # torch: only when exporting, never when scoring or serving
+
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / INT8_MODEL_FILE).unlink(missing_ok=True)  # an earlier export's int8 model is not this model's
     export_onnx(model, out_dir / MODEL_FILE, metadata["resolution"], "probabilities")

@@ -8,7 +8,6 @@ import numpy as np
 
 from ..core import onnx_io
 from ..core.decision import decide
-from ..core.images import load_image
 
 # An exported model folder; ``export`` writes it, everything here reads it.
 MODEL_FILE = "model.onnx"
@@ -63,14 +62,3 @@ def load_model(model_dir: str | Path, precision: str = "fp32", device: str = "cp
 def predict(model: ExportedModel, batch: np.ndarray) -> np.ndarray:
     """Probabilities (N, n_classes) for a float32 NCHW batch on the 0-255 scale."""
     return onnx_io.run(model.session, batch)
-
-
-def predict_image(model: ExportedModel, path_or_file) -> dict[str, object]:
-    """Label and per-class probabilities for one image (a path or a file-like object)."""
-    image = load_image(path_or_file, model.resolution, model.resize)
-    probs = predict(model, image.transpose(2, 0, 1)[None].astype(np.float32))
-    label, probs = model.labels(probs)[0], probs[0]
-    return {
-        "label": label,
-        "probabilities": {name: float(p) for name, p in zip(model.classes, probs)},
-    }

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core import onnx_io
+from ..core.batching import batches
 from ..core.images import load_batch
 from .predict import INT8_MODEL_FILE, MODEL_FILE, load_model, predict
 
@@ -102,9 +103,9 @@ def validation_accuracies(
     fp32 = load_model(model_dir)
     int8_session = onnx_io.session(Path(model_dir) / int8_file)
     right = np.zeros(2)
-    for start in range(0, len(paths), EVALUATION_BATCH):
-        images = load_batch(paths[start : start + EVALUATION_BATCH], fp32.resolution, fp32.resize)
-        truth = np.asarray(labels[start : start + EVALUATION_BATCH], dtype=str)
+    for chunk in batches(list(zip(paths, labels)), EVALUATION_BATCH):
+        images = load_batch([path for path, _ in chunk], fp32.resolution, fp32.resize)
+        truth = np.asarray([label for _, label in chunk], dtype=str)
         for i, probs in enumerate((predict(fp32, images), onnx_io.run(int8_session, images))):
             right[i] += (np.asarray(fp32.labels(probs), dtype=str) == truth).sum()
     fp32_accuracy, int8_accuracy = right / len(paths)

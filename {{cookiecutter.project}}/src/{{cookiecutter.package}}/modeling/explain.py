@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..core.images import load_batch
+from .model import Logits
 from .pooling import BilinearFeatures
 
 
@@ -18,17 +19,6 @@ def target_layer(backbone: nn.Module) -> nn.Module:
     if isinstance(backbone, BilinearFeatures):
         return backbone.features.trunk()[: backbone.layers][-1]
     return backbone.trunk()[-1]
-
-
-class _Logits(nn.Module):
-    """Grad-CAM follows the class score before the softmax, as its authors do."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.logits(images)
 
 
 def grad_cam(module: nn.Module, layer: nn.Module, images: np.ndarray, classes: list[int]) -> np.ndarray:
@@ -47,6 +37,6 @@ def heat_maps(model, paths: list[str], resolution: int, resize: str, classes: li
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
     images = load_batch(paths, resolution, resize)
-    maps = grad_cam(_Logits(model), target_layer(model.backbone), images, classes)
+    maps = grad_cam(Logits(model), target_layer(model.backbone), images, classes)
     rgb = images.transpose(0, 2, 3, 1) / 255.0
     return [show_cam_on_image(image.astype(np.float32), heat, use_rgb=True) for image, heat in zip(rgb, maps)]

@@ -8,6 +8,7 @@ sha256, so a re-run with the same inputs computes nothing.
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,24 +16,44 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core import onnx_io
-from ..core.images import DEFAULT_RESIZE, load_batch
+from ..core.batching import batches
+from ..core.choices import DEFAULT_RESIZE, WEIGHTS
+from ..core.images import load_batch
+from ..core.paths import resolve
 from .onnx_export import export_onnx
 from .pooling import POOLINGS, check_pooling, featurizer
 
 
-class FeatureCache:
-    """Shards of (sha256, features) under ``root/<backbone>-<weights>-<resolution>-<resize>[-<pooling>]/``."""
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What determines an image's features: the argument of ``featurize`` and, by ``key``, the cache's folder."""
 
-    def __init__(
-        self,
-        root: Path,
-        backbone: str,
-        weights: str,
-        resolution: int,
-        pooling: str = "average",
-        resize: str = DEFAULT_RESIZE,
-    ) -> None:
-        self.folder = Path(root) / feature_id(backbone, weights, resolution, pooling, resize)
+    backbone: str
+    resolution: int
+    weights: str = "pretrained"
+    pooling: str = "average"
+    resize: str = DEFAULT_RESIZE
+    batch_size: int = 32  # images per forward pass: changes the speed, never the features
+
+    @classmethod
+    def of(cls, cfg, pooling: str = "average") -> "FeatureSpec":
+        """The featurizer settings of a config (the label review's or the probe's: they share the cache)."""
+        return cls(cfg.backbone, cfg.resolution, cfg.weights, pooling, cfg.resize, cfg.batch_size)
+
+    @property
+    def key(self) -> str:
+        """The cache folder name: every setting that changes the features, a weights file by its content."""
+        check_pooling(self.pooling)
+        tag = POOLINGS[self.pooling]
+        name = f"{self.backbone}-{weights_id(self.weights)}-{self.resolution}-{self.resize}"
+        return name + (f"-{tag}" if tag else "")
+
+
+class FeatureCache:
+    """Shards of (sha256, features) under ``root/<FeatureSpec.key>/``."""
+
+    def __init__(self, root: Path, spec: FeatureSpec) -> None:
+        self.folder = Path(root) / spec.key
 
     def load(self) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
@@ -51,51 +72,34 @@ class FeatureCache:
 
 def weights_id(weights: str) -> str:
     """'pretrained' and 'none' as they are; a weights file by its content hash."""
-    if weights in ("pretrained", "none"):
+    if weights in WEIGHTS:
         return weights
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
     return f"file{digest[:12]}"
 
 
-def feature_id(backbone: str, weights: str, resolution: int, pooling: str, resize: str = DEFAULT_RESIZE) -> str:
-    """The cache folder name. The resize mode joined it when EfficientNet-Lite got its ReLU6 back, so
-    folders written by the earlier, wrong network never match."""
-    check_pooling(pooling)
-    tag = POOLINGS[pooling]
-    return f"{backbone}-{weights_id(weights)}-{resolution}-{resize}" + (f"-{tag}" if tag else "")
-
-
 def featurize(
     paths: list[str],
-    backbone: str,
-    resolution: int,
-    batch_size: int = 32,
-    work_dir: Path | None = None,
-    weights: str = "pretrained",
+    spec: FeatureSpec,
     sha256: list[str] | None = None,
     cache_dir: Path | None = None,
-    pooling: str = "average",
-    resize: str = DEFAULT_RESIZE,
+    work_dir: Path | None = None,
 ) -> np.ndarray:
     """Features (len(paths), feature_dim) as float32, in the order of ``paths``; images made square
-    as ``resize`` says (``core.images.to_square``).
+    as ``spec.resize`` says (``core.images.to_square``).
 
     With ``sha256`` (one per path) and ``cache_dir``, cached features are reused and
     only the missing ones computed (then cached); copies of an image are computed once."""
     if cache_dir is None or sha256 is None:
-        return _compute(paths, backbone, resolution, batch_size, work_dir, weights, pooling, resize)
-    cache = FeatureCache(cache_dir, backbone, weights, resolution, pooling, resize)
+        return _compute(paths, spec, work_dir)
+    cache = FeatureCache(cache_dir, spec)
     known = cache.load()
     missing = list(dict.fromkeys(k for k in sha256 if k not in known))
-    print(
-        f"features {backbone} {resolution} px {resize} {pooling}: {len(sha256) - len(missing)} cached, "
-        f"{len(missing)} to compute"
-    )
+    shown = f"{spec.backbone} {spec.resolution} px {spec.resize} {spec.pooling}"
+    print(f"features {shown}: {len(sha256) - len(missing)} cached, {len(missing)} to compute")
     if missing:
         path_of = dict(zip(sha256, paths))
-        new = _compute(
-            [path_of[k] for k in missing], backbone, resolution, batch_size, work_dir, weights, pooling, resize
-        )
+        new = _compute([path_of[k] for k in missing], spec, work_dir)
         cache.add(missing, new)
         known.update(zip(missing, new))
     return np.stack([known[k] for k in sha256]).astype(np.float32)
@@ -104,42 +108,22 @@ def featurize(
 def featurize_rows(rows, cfg, work_dir: Path, pooling: str = "average") -> np.ndarray:
     """``featurize`` for a manifest's rows with a config's featurizer settings (backbone, weights, resolution,
     resize, batch size, feature cache): the label review and the probe share the cache this way."""
-    from ..core.paths import resolve
-
-    return featurize(
-        list(rows.path),
-        cfg.backbone,
-        cfg.resolution,
-        cfg.batch_size,
-        work_dir=work_dir,
-        weights=cfg.weights,
-        sha256=list(rows.sha256),
-        cache_dir=resolve(cfg.feature_cache),
-        pooling=pooling,
-        resize=cfg.resize,
-    )
+    spec = FeatureSpec.of(cfg, pooling)
+    return featurize(list(rows.path), spec, list(rows.sha256), resolve(cfg.feature_cache), work_dir)
 
 
-def _compute(
-    paths: list[str],
-    backbone: str,
-    resolution: int,
-    batch_size: int,
-    work_dir: Path | None,
-    weights: str,
-    pooling: str,
-    resize: str,
-) -> np.ndarray:
-    model = featurizer(backbone, pooling=pooling, weights=weights, resolution=resolution)
+def _compute(paths: list[str], spec: FeatureSpec, work_dir: Path | None) -> np.ndarray:
+    model = featurizer(spec.backbone, pooling=spec.pooling, weights=spec.weights, resolution=spec.resolution)
     if torch.cuda.is_available():
         run = _torch_runner(model)
     else:
-        name = feature_id(backbone, weights, resolution, pooling, resize)
-        onnx_path = Path(work_dir or ".") / f"featurizer-{name}.onnx"
-        sess = onnx_io.session(export_onnx(model, onnx_path, resolution, "features"))
+        onnx_path = Path(work_dir or ".") / f"featurizer-{spec.key}.onnx"
+        sess = onnx_io.session(export_onnx(model, onnx_path, spec.resolution, "features"))
         run = lambda images: onnx_io.run(sess, images)  # noqa: E731
-    batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
-    out = [run(load_batch(b, resolution, resize)) for b in tqdm(batches, desc=f"features {backbone}")]
+    out = [
+        run(load_batch(batch, spec.resolution, spec.resize))
+        for batch in tqdm(batches(paths, spec.batch_size), desc=f"features {spec.backbone}")
+    ]
     return np.concatenate(out).astype(np.float32)
 
 

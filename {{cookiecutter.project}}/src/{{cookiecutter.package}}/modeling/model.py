@@ -14,6 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..core import onnx_io
+from ..core.batching import batches
 from ..core.choices import FLIPS
 from ..core.images import DEFAULT_RESIZE, load_batch
 from .backbones import BACKBONES, get_backbone
@@ -54,6 +55,18 @@ class ImageClassifier(nn.Module):
         return torch.stack([torch.softmax(self.logits(v), dim=1) for v in views]).mean(dim=0)
 
 
+class Logits(nn.Module):
+    """A classifier's scores before the softmax, as a module of its own: what training optimises (and
+    DistributedDataParallel wraps) and what Grad-CAM follows, as its authors do."""
+
+    def __init__(self, model: ImageClassifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.logits(images)
+
+
 def new_classifier(
     backbone: str, n_classes: int, resolution: int, dropout: float = 0.0, weights: str = "pretrained"
 ) -> ImageClassifier:
@@ -62,9 +75,12 @@ def new_classifier(
     return ImageClassifier(features, nn.Linear(BACKBONES[backbone].feature_dim, n_classes), dropout)
 
 
+REQUIRED = ("backbone", "resolution", "resize", "classes")  # what rebuilding and feeding a saved model needs
+
+
 def save_classifier(model: ImageClassifier, folder: Path, **config: object) -> Path:
     """Weights plus the config needed to rebuild and feed the model (backbone, resolution, resize, classes, ...)."""
-    for key in ("backbone", "resolution", "resize", "classes"):
+    for key in REQUIRED:
         if key not in config:
             raise ValueError(f"save_classifier needs {key!r} in the config to rebuild the model later.")
     folder.mkdir(parents=True, exist_ok=True)
@@ -78,24 +94,18 @@ def load_classifier(folder: Path) -> tuple[ImageClassifier, dict]:
     if not (folder / WEIGHTS_FILE).is_file():
         raise FileNotFoundError(f"No saved model in {folder}: run the modeling notebooks with the same RUN_DIR.")
     config = json.loads((folder / CONFIG_FILE).read_text())
-    check_not_trained_on_swish(config, folder)
-    config.setdefault("resize", "stretch")  # models saved before RESIZE existed stretched every image
+    missing = [key for key in REQUIRED if key not in config]
+    if missing:
+        raise ValueError(
+            f"{folder / CONFIG_FILE} lacks {', '.join(missing)}: it was not written by this project's modeling "
+            "notebooks. Re-run them with the same RUN_DIR."
+        )
     pooling = config.get("pooling", "average")
     backbone = featurizer(config["backbone"], pooling=pooling, weights="none", resolution=config["resolution"])
     head = nn.Linear(feature_dim(config["backbone"], pooling), len(config["classes"]))
     model = ImageClassifier(backbone, head, tta=config.get("tta", "none"))
     model.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
     return model.eval(), config
-
-
-def check_not_trained_on_swish(config: dict, folder: Path) -> None:
-    """EfficientNet-Lite models saved before RESIZE existed were trained while the backbone ran Swish in place
-    of its ReLU6; with the right activation their heads would predict nonsense without any error."""
-    if "resize" not in config and BACKBONES[config["backbone"]].bundled:
-        raise ValueError(
-            f"The model in {folder} was trained with an EfficientNet-Lite that ran the wrong activation "
-            "(before the fix that added RESIZE): its predictions would be wrong. Re-run the modeling notebooks."
-        )
 
 
 def predict_paths(
@@ -105,13 +115,13 @@ def predict_paths(
 
     On CUDA in torch; on CPU through ONNX Runtime, the path deployment scores on (several
     times faster than torch eager there, mirrored views included)."""
-    batches = [paths[start : start + batch_size] for start in range(0, len(paths), batch_size)]
+    chunks = list(batches(paths, batch_size))
     if torch.cuda.is_available():
         model = model.to("cuda").eval()
         with torch.inference_mode():
             run = lambda images: model(torch.from_numpy(images).cuda()).float().cpu().numpy()  # noqa: E731
-            return np.concatenate([run(load_batch(b, resolution, resize)) for b in tqdm(batches, desc="scoring")])
+            return np.concatenate([run(load_batch(b, resolution, resize)) for b in tqdm(chunks, desc="scoring")])
     with tempfile.TemporaryDirectory(prefix="predict-") as tmp:
         session = onnx_io.session(export_onnx(model, Path(tmp) / "model.onnx", resolution, "probabilities"))
-        out = [onnx_io.run(session, load_batch(b, resolution, resize)) for b in tqdm(batches, desc="scoring")]
+        out = [onnx_io.run(session, load_batch(b, resolution, resize)) for b in tqdm(chunks, desc="scoring")]
     return np.concatenate(out)

@@ -17,10 +17,11 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from ..core.images import DEFAULT_RESIZE, load_image
+from ..core.config import FineTuneConfig
+from ..core.images import load_image
 from . import distributed
 from .augment import augment_batch, build_augmenter
-from .model import ImageClassifier, load_classifier, new_classifier, predict_paths, save_classifier
+from .model import ImageClassifier, Logits, load_classifier, new_classifier, predict_paths, save_classifier
 
 
 class ImageFiles(Dataset):
@@ -47,16 +48,7 @@ def _collate(augmenter):
     return collate
 
 
-def build_loaders(
-    manifest: pd.DataFrame,
-    classes: list[str],
-    resolution: int,
-    batch_size: int,
-    flips: str,
-    seed: int,
-    augment_strength: float = 1.0,
-    resize: str = DEFAULT_RESIZE,
-) -> tuple[DataLoader, DataLoader]:
+def build_loaders(manifest: pd.DataFrame, classes: list[str], cfg: FineTuneConfig) -> tuple[DataLoader, DataLoader]:
     """Augmented, shuffled train loader and a plain validation loader (num_workers=0: 2-core CPUs).
 
     Under ``torchrun`` each process gets its own share of both splits."""
@@ -65,9 +57,10 @@ def build_loaders(
 
     def dataset(split: str) -> ImageFiles:
         rows = manifest[manifest.split == split]
-        return ImageFiles(list(rows.path), rows.label.map(index).to_numpy(), resolution, resize)
+        return ImageFiles(list(rows.path), rows.label.map(index).to_numpy(), cfg.resolution, cfg.resize)
 
-    augmenter = build_augmenter(flips, augment_strength, seed=seed + rank)
+    seed, batch_size = cfg.seed, cfg.batch_size
+    augmenter = build_augmenter(cfg.flips, cfg.augment_strength, seed=seed + rank)
     train_set, val_set = dataset("train"), dataset("val")
     if world > 1:
         sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=seed)
@@ -88,17 +81,6 @@ class History:
     best_epoch: int = -1
     best_val_accuracy: float = -1.0
     finished: bool = False
-
-
-class Logits(nn.Module):
-    """The classifier's training output (logits), as the module DistributedDataParallel wraps."""
-
-    def __init__(self, model: ImageClassifier) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.logits(images)
 
 
 def device_for(model: nn.Module) -> torch.device:
@@ -144,9 +126,8 @@ def train_one_epoch(
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-    label_smoothing: float,
     scaler: torch.amp.GradScaler,
-    weight: torch.Tensor | None = None,
+    criterion: nn.Module,
 ) -> tuple[float, float]:
     """One pass over ``loader`` (``net`` returns logits); mean loss and accuracy on the augmented batches."""
     net.train()
@@ -156,7 +137,7 @@ def train_one_epoch(
         images, labels = _to_device(images, device), labels.to(device)
         with torch.autocast(device.type, enabled=device.type == "cuda"):
             logits = net(images)
-            loss = nn.functional.cross_entropy(logits, labels, weight=weight, label_smoothing=label_smoothing)
+            loss = criterion(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -186,40 +167,35 @@ def evaluate(model: ImageClassifier, loader: DataLoader) -> tuple[float, float, 
 
 def fit(
     model: ImageClassifier,
-    train_loader: DataLoader,
-    val_loader: DataLoader,
-    *,
-    epochs: int,
-    learning_rate: float,
-    weight_decay: float,
-    label_smoothing: float,
-    patience: int,
+    loaders: tuple[DataLoader, DataLoader],
+    cfg: FineTuneConfig,
     out_dir: Path,
     config: dict,
-    optimizer: str = "adamw",
-    schedule: str = "onecycle",
     weight: torch.Tensor | None = None,
-    resume: bool = True,
 ) -> History:
     """Train; keep the best validation checkpoint in ``out_dir`` and the latest state in ``out_dir/last.pt``.
 
-    With ``resume``, a run interrupted (or finished) with the same config continues from
-    its last completed epoch instead of starting again."""
+    ``cfg`` holds the epochs, optimizer, schedule, learning rate, weight decay, label smoothing and patience;
+    ``weight`` the classes' loss weights. With ``cfg.resume``, a run interrupted (or finished) with the same
+    config continues from its last completed epoch instead of starting again."""
     device = distributed.device()
+    train_loader, val_loader = loaders
+    epochs, patience = cfg.epochs, cfg.patience
     model = model.to(device).to(memory_format=torch.channels_last)
     net = distributed.wrap(Logits(model))
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = make_optimizer(params, optimizer, learning_rate, weight_decay)
-    scheduler = make_schedule(opt, schedule, learning_rate, epochs * len(train_loader))
+    opt = make_optimizer(params, cfg.optimizer, cfg.learning_rate, cfg.weight_decay)
+    scheduler = make_schedule(opt, cfg.schedule, cfg.learning_rate, epochs * len(train_loader))
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     weight = weight.to(device) if weight is not None else None
+    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
     state = {"model": model, "optimizer": opt, "scheduler": scheduler, "scaler": scaler}
-    history = _resume(out_dir / LAST, state, config) if resume else History()
+    history = _resume(out_dir / LAST, state, config) if cfg.resume else History()
     for epoch in range(len(history.rows), epochs if not history.finished else 0):
         if isinstance(train_loader.sampler, DistributedSampler):
             train_loader.sampler.set_epoch(epoch)
         started = time.monotonic()
-        train_loss, train_acc = train_one_epoch(net, train_loader, opt, scheduler, label_smoothing, scaler, weight)
+        train_loss, train_acc = train_one_epoch(net, train_loader, opt, scheduler, scaler, criterion)
         val_loss, val_acc, _ = evaluate(model, val_loader)
         row = {"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc}
         history.rows.append(
@@ -280,9 +256,7 @@ def fine_tune(manifest: pd.DataFrame, cfg, out_dir: Path, sample: str = "") -> H
     distributed.setup()
     torch.manual_seed(cfg.seed)
     classes = sorted(manifest.label.unique())
-    train_loader, val_loader = build_loaders(
-        manifest, classes, cfg.resolution, cfg.batch_size, cfg.flips, cfg.seed, cfg.augment_strength, cfg.resize
-    )
+    train_loader, val_loader = build_loaders(manifest, classes, cfg)
     model = new_classifier(cfg.backbone, len(classes), cfg.resolution, cfg.dropout, weights=cfg.weights)
     model.backbone.freeze(cfg.freeze_blocks)
     train_labels = train_loader.dataset.labels
@@ -290,29 +264,16 @@ def fine_tune(manifest: pd.DataFrame, cfg, out_dir: Path, sample: str = "") -> H
         f"{len(train_labels)} training and {len(val_loader.dataset)} validation images, {cfg.epochs} epochs, "
         f"{distributed.rank_and_world()[1]} process(es) on {distributed.device()}"
     )
-    return fit(
-        model,
-        train_loader,
-        val_loader,
-        epochs=cfg.epochs,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        label_smoothing=cfg.label_smoothing,
-        patience=cfg.patience,
-        out_dir=out_dir,
-        config={
-            "backbone": cfg.backbone,
-            "resolution": cfg.resolution,
-            "resize": cfg.resize,
-            "classes": classes,
-            "classifier": "fine_tuned",
-            "settings": vars(cfg),
-        },  # fmt: skip
-        optimizer=cfg.optimizer,
-        schedule=cfg.schedule,
-        weight=class_weights(train_labels, len(classes), cfg.class_weights),
-        resume=cfg.resume,
-    )
+    config = {
+        "backbone": cfg.backbone,
+        "resolution": cfg.resolution,
+        "resize": cfg.resize,
+        "classes": classes,
+        "classifier": "fine_tuned",
+        "settings": vars(cfg),
+    }
+    weight = class_weights(train_labels, len(classes), cfg.class_weights)
+    return fit(model, (train_loader, val_loader), cfg, out_dir, config, weight)
 
 
 def add_test_time_augmentation(checkpoint: Path, manifest: pd.DataFrame, tta: str) -> dict:

@@ -246,13 +246,13 @@ def _serve(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from ..core.run_folder import RunFolder
     from .pipeline import parse_value
-    from .sweep import parse_values, sweep
+    from .sweep import SweepOptions, parse_values, sweep
 
     grid = {name: parse_values(values) for name, values in args.grid}
     fixed = {name: parse_value(value) for name, value in args.parameter}
     run = RunFolder.open(args.run_dir)
-    kwargs = {"stage": args.stage, "parallel": args.parallel, "search": args.search, "trials": args.trials}
-    results = sweep(run, grid, args.name, storage=args.storage, fixed=fixed, **kwargs)
+    options = SweepOptions(args.name, args.stage, args.parallel, args.search, args.trials, args.storage)
+    results = sweep(run, grid, options, fixed)
     print(f"{results.table}\n{results.plot}")
     return 0
 

@@ -14,7 +14,7 @@ import json
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 
 import pandas as pd
@@ -41,6 +41,20 @@ class SweepResults:
     candidate: str  # the best trial's model, added to the run's candidates
     table: str
     plot: str
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How a sweep runs: its name (``<run>/sweeps/<name>/``, the Optuna study), the stage swept (auto: the one
+    the parameters belong to), trials at once, the search and, for random/tpe, how many trials and where the
+    study is kept ("" = a database in the run's sweeps folder)."""
+
+    name: str = "sweep"
+    stage: str = "auto"
+    parallel: int = 1
+    search: str = "grid"
+    trials: int = 0  # random/tpe: trials to draw (0: the grid's size)
+    storage: str = ""
 
 
 def parse_values(text: str) -> list[object]:
@@ -102,29 +116,21 @@ def _tag_trial(run: RunFolder, trial: RunFolder, name: str, index: int, values: 
 
 
 def sweep(
-    run: RunFolder,
-    grid: dict[str, list],
-    name: str = "sweep",
-    stage: str = "auto",
-    parallel: int = 1,
-    search: str = "grid",
-    trials: int = 0,
-    storage: str = "",
-    fixed: dict[str, object] | None = None,
+    run: RunFolder, grid: dict[str, list], options: SweepOptions = SweepOptions(), fixed: dict | None = None
 ) -> SweepResults:
     """Train every trial, choose the best on validation, add it to the run's candidates."""
-    stage = stage_of(grid, stage)
-    if search not in SEARCHES:
-        raise ConfigError(f"Invalid --search {search!r}. Only {', '.join(SEARCHES)} are supported.")
+    stage, name = stage_of(grid, options.stage), options.name
+    if options.search not in SEARCHES:
+        raise ConfigError(f"Invalid --search {options.search!r}. Only {', '.join(SEARCHES)} are supported.")
     settings = [{**(fixed or {}), **values} for values in combinations(grid)]
     for values in settings:  # every trial's settings are checked before any trains
         config.from_parameters(STAGES[stage][0], values)
     run.read_manifest()  # the acquisition must have run
     folder = run.sweep(name)
-    if search == "grid":
-        rows = _grid(run, folder, stage, settings, parallel)
+    if options.search == "grid":
+        rows = _grid(run, folder, stage, settings, options.parallel)
     else:
-        rows = _optuna(run, folder, stage, grid, fixed or {}, search, trials or len(settings), storage, name)
+        rows = _optuna(run, folder, stage, grid, fixed or {}, replace(options, trials=options.trials or len(settings)))
     for index, row in enumerate(rows):
         _tag_trial(run, RunFolder.open(folder / f"trial-{index}"), name, index, row["parameters"])
     table = pd.DataFrame([{"trial": i, **r["parameters"], **r["scores"]} for i, r in enumerate(rows)])
@@ -137,7 +143,7 @@ def sweep(
     shutil.copytree(RunFolder(folder / f"trial-{best}").model(STAGES[stage][1]), destination)
     plots.sweep(table, list(grid), folder / "parameters.png")
     results = SweepResults(
-        name, stage, search, table.to_dict("records"), best, rows[best]["parameters"],
+        name, stage, options.search, table.to_dict("records"), best, rows[best]["parameters"],
         float(table.val_accuracy[best]), candidate, str(folder / "trials.csv"), str(folder / "parameters.png"),
     )  # fmt: skip
     (folder / "sweep.json").write_text(json.dumps(results.__dict__, indent=2, default=str))
@@ -167,14 +173,14 @@ def read_sweeps(run: RunFolder) -> dict[str, pd.DataFrame]:
     return {path.parent.name: pd.read_csv(path) for path in found}
 
 
-def _optuna(run, folder, stage, grid, fixed, search, trials, storage, name) -> list[dict]:
+def _optuna(run: RunFolder, folder, stage: str, grid: dict, fixed: dict, options: SweepOptions) -> list[dict]:
     import optuna
 
-    sampler = optuna.samplers.TPESampler(seed=0) if search == "tpe" else optuna.samplers.RandomSampler(seed=0)
-    storage = storage or f"sqlite:///{run.sweeps / 'optuna.db'}"
+    seeded = optuna.samplers.TPESampler if options.search == "tpe" else optuna.samplers.RandomSampler
+    storage = options.storage or f"sqlite:///{run.sweeps / 'optuna.db'}"
     folder.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
-        study_name=name, storage=storage, sampler=sampler, direction="maximize", load_if_exists=True
+        study_name=options.name, storage=storage, sampler=seeded(seed=0), direction="maximize", load_if_exists=True
     )
     rows = []
 
@@ -185,5 +191,5 @@ def _optuna(run, folder, stage, grid, fixed, search, trials, storage, name) -> l
         rows.append({"parameters": values, "scores": scores})
         return scores["val_accuracy"]
 
-    study.optimize(objective, n_trials=trials)
+    study.optimize(objective, n_trials=options.trials)
     return rows

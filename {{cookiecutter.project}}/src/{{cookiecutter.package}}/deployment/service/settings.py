@@ -2,9 +2,9 @@
 
 from dataclasses import dataclass, fields
 
+from ...core.choices import MAX_PIXELS, MAX_SIDE
 from ...core.cpu import available_cores
 from ...core.errors import ConfigError
-from ...core.choices import MAX_PIXELS, MAX_SIDE
 
 
 @dataclass(frozen=True)
