@@ -56,8 +56,8 @@ def photo_paths() -> dict[Path, set[str]]:
 
 def photos_per_mode(backbone: str, modes: tuple[str, ...]) -> dict[str, dict[str, float]]:
     import torch
-    from solar_cell_inspection.core.images import load_batch
     from helpers.imagenet import imagenet_classes, imagenet_classifier  # the baked project's test helpers
+    from solar_cell_inspection.core.images import load_batch
     from solar_cell_inspection.modeling.backbones import BACKBONES
 
     resolution = BACKBONES[backbone].resolution

@@ -1,36 +1,10 @@
-"""Bake the template into temporary folders with cookiecutter's real API."""
+"""The template tests' fixtures; what they are made of (``bake``, ``installed_editable``) lives in ``helpers``."""
 
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from cookiecutter.main import cookiecutter
 
-TEMPLATE = Path(__file__).resolve().parents[1]
-
-
-def bake(output_dir: Path, **context: str) -> Path:
-    return Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(output_dir)))
-
-
-@contextmanager
-def installed_editable(project: Path) -> Iterator[None]:
-    """Install a baked project into this environment (its dependencies are already here), then remove it.
-
-    The environment is cached between runs, so a leftover install would point at a deleted temporary folder.
-    The baked folder's name is the distribution's name.
-    """
-    pip = [sys.executable, "-m", "pip"]
-    subprocess.run(
-        [*pip, "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(project)], check=True, timeout=600
-    )
-    try:
-        yield
-    finally:
-        subprocess.run([*pip, "uninstall", "-q", "-y", project.name], check=True, timeout=600)
+from .helpers import bake
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import TEMPLATE, bake
+from .helpers import TEMPLATE, bake
 
 COMMON = {
     ".dockerignore",
@@ -35,46 +35,59 @@ COMMON = {
     "docs/model_report.md",
     "docs/project_charter.md",
     "tests/conftest.py",
-    "tests/test_backbone_reference.py",
-    "tests/test_batch_score.py",
-    "tests/test_cli.py",
-    "tests/test_config.py",
-    "tests/test_acquisition_pipeline.py",
-    "tests/test_data.py",
-    "tests/test_deployment_without_torch.py",
-    "tests/test_download.py",
-    "tests/test_duplicates_splits.py",
-    "tests/test_evaluate.py",
-    "tests/test_explain.py",
-    "tests/test_export_predict.py",
-    "tests/test_features.py",
-    "tests/test_gpu.py",
-    "tests/test_model_train.py",
-    "tests/test_notebooks.py",
-    "tests/test_page.py",
-    "tests/test_probe.py",
-    "tests/test_quantize.py",
-    "tests/test_review.py",
-    "tests/test_samples.py",
-    "tests/test_serve.py",
-    "tests/test_serve_extra.py",
-    "tests/test_service_hostile.py",
-    "tests/http_load.py",
-    "tests/test_sources.py",
-    "tests/test_training_runs.py",
+    "tests/helpers/__init__.py",
+    "tests/helpers/http_load.py",
+    "tests/helpers/imagenet.py",
+    "tests/helpers/images.py",
+    "tests/helpers/imports.py",
+    "tests/helpers/manifests.py",
+    "tests/helpers/models.py",
+    "tests/helpers/predictions.py",
+    "tests/helpers/servers.py",
+    "tests/integration/test_acquisition_pipeline.py",
+    "tests/integration/test_batch_score.py",
+    "tests/integration/test_cli.py",
+    "tests/integration/test_deployment_without_torch.py",
+    "tests/integration/test_gpu.py",
+    "tests/integration/test_notebooks.py",
+    "tests/integration/test_page.py",
+    "tests/integration/test_serve.py",
+    "tests/integration/test_serve_extra.py",
+    "tests/integration/test_service_hostile.py",
+    "tests/integration/test_training_runs.py",
+    "tests/unit/test_augment.py",
+    "tests/unit/test_backbone_reference.py",
+    "tests/unit/test_class_names.py",
+    "tests/unit/test_config.py",
+    "tests/unit/test_data.py",
+    "tests/unit/test_download.py",
+    "tests/unit/test_duplicates_splits.py",
+    "tests/unit/test_evaluate.py",
+    "tests/unit/test_explain.py",
+    "tests/unit/test_export_predict.py",
+    "tests/unit/test_features.py",
+    "tests/unit/test_image_limits.py",
+    "tests/unit/test_layers.py",
+    "tests/unit/test_model_train.py",
+    "tests/unit/test_probe.py",
+    "tests/unit/test_quantize.py",
+    "tests/unit/test_review.py",
+    "tests/unit/test_samples.py",
+    "tests/unit/test_sources.py",
 }
 MODULES = set(
     """
     __init__.py __main__.py
-    core/__init__.py core/cli.py core/config.py core/cpu.py core/decision.py core/docs.py core/errors.py core/images.py
-    core/onnx_io.py core/paths.py core/pipeline.py core/plots.py core/run_folder.py core/tables.py core/tracking.py
+    core/__init__.py core/batching.py core/choices.py core/class_names.py core/config.py core/cpu.py core/decision.py
+    core/docs.py core/errors.py core/formatting.py core/images.py core/onnx_io.py core/paths.py core/plots.py
+    core/results.py core/run_folder.py core/tables.py core/tracking.py
     acquisition/__init__.py acquisition/checks.py acquisition/download.py acquisition/duplicates.py
     acquisition/manifest.py acquisition/report.py acquisition/review.py acquisition/samples/__init__.py
     acquisition/sources.py acquisition/splits.py acquisition/steps.py
     modeling/__init__.py modeling/augment.py modeling/backbones.py modeling/calibration.py modeling/distributed.py
-    modeling/evaluate.py modeling/explain.py modeling/features.py modeling/model.py modeling/pooling.py
-    modeling/probe.py modeling/report.py
-    modeling/steps.py modeling/sweep.py modeling/threshold.py modeling/train.py
+    modeling/evaluate.py modeling/explain.py modeling/features.py modeling/figures.py modeling/model.py
+    modeling/onnx_export.py modeling/pooling.py modeling/probe.py modeling/report.py
+    modeling/steps.py modeling/threshold.py modeling/train.py
     deployment/__init__.py deployment/export.py deployment/launcher.py deployment/predict.py deployment/quantize.py
     deployment/registry.py deployment/report.py deployment/steps.py
     deployment/scoring/__init__.py deployment/scoring/batch_score.py deployment/scoring/provenance.py
@@ -82,6 +95,8 @@ MODULES = set(
     deployment/service/__init__.py deployment/service/app.py deployment/service/batcher.py
     deployment/service/metrics.py deployment/service/middleware.py deployment/service/protocol.py
     deployment/service/settings.py deployment/service/page/index.html
+    orchestration/__init__.py orchestration/cli.py orchestration/compare.py orchestration/pipeline.py
+    orchestration/sweep.py
     """.split()
 )
 
@@ -117,7 +132,7 @@ def test_proprietary_license_drops_the_license_file(tmp_path):
 def test_names_flow_from_the_project_name(tmp_path):
     project = bake(tmp_path, project_name="Crack Finder")
     assert project.name == "crack-finder"
-    assert (project / "src" / "crack_finder" / "core" / "cli.py").is_file()
+    assert (project / "src" / "crack_finder" / "orchestration" / "cli.py").is_file()
     assert 'name = "crack-finder"' in (project / "pyproject.toml").read_text()
 
 

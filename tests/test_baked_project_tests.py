@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .conftest import bake, installed_editable
+from .helpers import bake, installed_editable
 
 
 @pytest.mark.parametrize(

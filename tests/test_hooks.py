@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from .conftest import TEMPLATE
+from .helpers import TEMPLATE
 
 
 @pytest.mark.parametrize(

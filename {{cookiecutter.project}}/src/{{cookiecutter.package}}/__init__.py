@@ -1,8 +1,15 @@
 """{{ cookiecutter.project_name }}: {{ cookiecutter.description }}
 
-Read it in the order of the notebooks: ``acquisition`` (stage 1), ``modeling`` (stage 2), ``deployment``
-(stage 3); each stage's ``steps`` module holds what its notebooks call. ``core`` is shared by all: settings,
-the run folder, image loading, ONNX Runtime, plots, the pipeline and the command line.
+The package is in layers, and an import only points down (a contract in pyproject.toml, checked by the tests):
+
+``core``           the bottom: settings and their choices, result schemas, the run folder, images, class names,
+                   tracking, ONNX Runtime; it imports no stage and no torch.
+``acquisition``    stage 1 (the first two notebooks): sources, checks, duplicates, splits, label review.
+``modeling``       stage 2: backbones, features, the linear probe, fine-tuning, calibration, evaluation.
+``deployment``     stage 3: export, then scoring and the service, which run on ONNX Runtime without torch.
+``orchestration``  the top: the command line, the pipeline, sweeps, the comparison of runs.
+
+Read it in that order; each stage's ``steps`` module holds what its notebooks call.
 """
 
 __version__ = "0.1.0"

@@ -1,1 +1,2 @@
-"""What every stage shares: settings, the run folder, image loading, ONNX Runtime, plots, the pipeline, the CLI."""
+"""The bottom layer, shared by every stage: settings and their choices, result schemas, the run folder, images,
+class names, tracking, ONNX Runtime. Nothing here imports a stage or torch."""

@@ -214,12 +214,14 @@ def _pipeline(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from ..deployment.scoring import shards
-    from ..deployment.scoring.batch_score import score
+    from ..deployment.scoring.batch_score import ScoringOptions, score
 
     shard = args.shard if args.shard is not None else shards.from_environment()  # the command's launcher, if any
-    options = {"batch_size": args.batch_size, "workers": args.workers, "resume": args.resume, "shard": shard}
+    options = ScoringOptions(
+        args.batch_size, args.workers, args.resume, shard, args.precision, args.device
+    )  # checked here: a bad value is a usage error before the model loads
     try:
-        score(args.model, args.input, args.output, precision=args.precision, device=args.device, **options)
+        score(args.model, args.input, args.output, options)
     except KeyboardInterrupt:  # the scorer has said where its rows are and how to go on
         return 130
     return 0

@@ -19,7 +19,7 @@ import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial as partial_function
 from itertools import islice
 from pathlib import Path
@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ...core import tables
+from ...core.batching import batches
 from ...core.cpu import available_cores
 from ...core.errors import ConfigError, DataError
 from ...core.images import IMAGE_EXTENSIONS, ImageRefused, PixelBudget, read_checked, walk_images
@@ -111,12 +112,6 @@ def decoded(items: Iterable[Item], decode_one, workers: int, ahead: int) -> Iter
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def batches(iterable: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(iterable)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
 def rows_of(model: ExportedModel, batch: list[tuple]) -> list[list[str]]:
     """One CSV row per input of ``batch``; the decoded ones are predicted in one call."""
     images = [image for _, image, _ in batch if image is not None]
@@ -132,33 +127,44 @@ def rows_of(model: ExportedModel, batch: list[tuple]) -> list[list[str]]:
     return rows
 
 
+@dataclass(frozen=True)
+class ScoringOptions:
+    """How ``score`` runs: images per model call, decoding threads (0: one per core), going on from an interrupted
+    run, the shard (``"i/n"``) to score, the model's precision and device, and whether to show a progress bar."""
+
+    batch_size: int = 32
+    workers: int = 0
+    resume: bool = False
+    shard: "str | shards.Shard | None" = None
+    precision: str = "fp32"
+    device: str = "cpu"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size {self.batch_size}: use a whole number of 1 or more (default 32).")
+        if self.workers < 0:
+            raise ConfigError(f"--workers {self.workers}: use a whole number of 1 or more, or 0 for one per core.")
+        if isinstance(self.shard, str):
+            object.__setattr__(self, "shard", shards.parse(self.shard))
+
+
 def score(
-    model_dir: str | Path,
-    source: Path,
-    output: Path,
-    batch_size: int = 32,
-    workers: int = 0,
-    resume: bool = False,
-    shard: "str | shards.Shard | None" = None,
-    precision: str = "fp32",
-    device: str = "cpu",
-    progress: bool = True,
+    model_dir: str | Path, source: Path, output: Path, options: ScoringOptions | None = None, **changes: object
 ) -> Path:
     """Write one CSV row per input: path, predicted label, probability of each class, error (empty when fine).
 
     ``model_dir`` is an exported model folder or a registered version (``models:/<name>@<alias>``). ``shard``
     (``"i/n"``) scores every n-th input into a part of ``output``; without it every input is scored, whatever the
-    environment (the command line reads a launcher's, see ``shards.from_environment``). Returns the file written:
-    ``output``, or the shard's part."""
+    environment (the command line reads a launcher's, see ``shards.from_environment``). ``changes`` are
+    ``ScoringOptions`` fields by name, a shorthand (``score(model, images, out, batch_size=8)``). Returns the file
+    written: ``output``, or the shard's part."""
     source, output = Path(source), Path(output)
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size {batch_size}: use a whole number of 1 or more (default 32).")
-    if workers < 0:
-        raise ConfigError(f"--workers {workers}: use a whole number of 1 or more, or 0 for one per core.")
-    shard = shards.parse(shard) if isinstance(shard, str) else shard
+    options = replace(options or ScoringOptions(), **changes)
+    shard, resume = options.shard, options.resume
     target = shard.part(output) if shard else output
     _check_paths(source, output, target)
-    model, model_file, registered = _load(model_dir, precision, device)
+    model, model_file, registered = _load(model_dir, options.precision, options.device)
     total = sum(1 for _ in input_items(source))  # one pass to count: lists nothing, checks the CSV up front
     if not total:
         raise DataError(f"No images found in {str(source)!r} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}).")
@@ -166,14 +172,12 @@ def score(
     if resume and not partial.exists() and target.exists():
         print(f"{target} is complete: nothing to resume (run without --resume to score again).")
         return target
-    record = provenance.describe(model_file, precision, model.decision, registered, source, shard)
+    record = provenance.describe(model_file, options.precision, model.decision, registered, source, shard)
     if resume and partial.exists():
         provenance.check_resume(partial, record)  # before kept_rows cuts anything off the partial file
     provenance.write(partial, record)  # before the first row: a partial file always has its record
     items = (item for position, item in enumerate(input_items(source)) if not shard or shard.takes(position))
-    counts = _write_all(
-        model, items, partial, shard.size(total) if shard else total, resume, batch_size, workers, progress
-    )
+    counts = _write_all(model, items, partial, shard.size(total) if shard else total, options)
     if shard:
         provenance.write(target, record)  # merge checks the parts against each other
     os.replace(partial, target)  # all or nothing: the output is never a partly written file
@@ -221,13 +225,15 @@ def _load(model_dir: str | Path, precision: str, device: str) -> tuple[ExportedM
     return load_model(model_dir, precision, device), Path(model_dir) / PRECISIONS[precision], registered
 
 
-def _write_all(model, items, partial, total, resume, batch_size, workers, progress) -> dict[str, int]:
+def _write_all(
+    model: ExportedModel, items: Iterator[Item], partial: Path, total: int, options: ScoringOptions
+) -> dict[str, int]:
     """Every item's row appended to ``partial`` (after the rows kept from an interrupted run), a batch at a time."""
     header = columns(model.classes)
-    kept = kept_rows(partial, header) if resume else None
+    kept = kept_rows(partial, header) if options.resume else None
     counts = {"scored": 0, "errors": 0}
     if kept is None:
-        if partial.exists() and not resume:
+        if partial.exists() and not options.resume:
             print(f"starting over: replacing {partial} (--resume would have gone on from it)", file=sys.stderr)
         with partial.open("w", newline="", **ENCODING) as f:
             csv.writer(f, lineterminator="\n").writerow(header)
@@ -235,8 +241,8 @@ def _write_all(model, items, partial, total, resume, batch_size, workers, progre
     else:
         counts["errors"] = skip_kept(items, partial, kept)
         counts["scored"] = kept - counts["errors"]
-    workers = workers or available_cores()
-    bar = tqdm(total=total, initial=kept, unit="image", file=sys.stderr, disable=not progress, mininterval=1)
+    workers, batch_size = options.workers or available_cores(), options.batch_size
+    bar = tqdm(total=total, initial=kept, unit="image", file=sys.stderr, disable=not options.progress, mininterval=1)
     decode_one = partial_function(decode, resolution=model.resolution, resize=model.resize)
     try:
         with bar, partial.open("a", newline="", **ENCODING) as f:

@@ -40,29 +40,53 @@ def create_app(
     device: str = "cpu",
 ) -> FastAPI:
     """The service for an exported model folder; ``registered`` says which registry version it is, if any."""
-    settings = settings or ServiceSettings()
-    model = load_model(model_dir, precision, device)
-    metrics = ServiceMetrics()
-    batcher = MicroBatcher(
-        lambda batch: predict(model, batch),
-        settings.max_batch,
-        settings.max_wait_ms / 1000,
-        settings.max_queue,
-        metrics.batch,
-    )
-    decoders = Decoders(ThreadPoolExecutor(settings.decode_workers, "decode"), PixelBudget(settings.max_pixels))
-    identity = _identity(model, registered or {})
+    service = Service.start(load_model(model_dir, precision, device), registered or {}, settings or ServiceSettings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        batcher.start()
-        log.info(json.dumps({"event": "ready", **identity}))
+        service.batcher.start()
+        log.info(json.dumps({"event": "ready", **service.identity}))
         yield
-        await batcher.stop()  # after uvicorn drained the requests in flight (or shutdown_grace_s ran out)
-        decoders.pool.shutdown(wait=False, cancel_futures=True)
+        await service.batcher.stop()  # after uvicorn drained the requests in flight (or shutdown_grace_s ran out)
+        service.decoders.pool.shutdown(wait=False, cancel_futures=True)
         log.info(json.dumps({"event": "stopped"}))
 
-    app = FastAPI(title="Image classifier", version=str(model.metadata.get("version", "0.1.0")), lifespan=lifespan)
+    version = str(service.model.metadata.get("version", "0.1.0"))
+    app = FastAPI(title="Image classifier", version=version, lifespan=lifespan)
+    _add_middleware(app, service)
+    _add_status_routes(app, service)
+    _add_predict_route(app, service)
+    return app
+
+
+@dataclass(frozen=True)
+class Service:
+    """What every route shares: the model, its settings, the metrics, the batcher and the decoding threads."""
+
+    model: ExportedModel
+    registered: dict[str, object]
+    settings: ServiceSettings
+    metrics: ServiceMetrics
+    batcher: MicroBatcher
+    decoders: "Decoders"
+    identity: dict[str, object]
+
+    @classmethod
+    def start(cls, model: ExportedModel, registered: dict, settings: ServiceSettings) -> "Service":
+        metrics = ServiceMetrics()
+        batcher = MicroBatcher(
+            lambda batch: predict(model, batch),
+            settings.max_batch,
+            settings.max_wait_ms / 1000,
+            settings.max_queue,
+            metrics.batch,
+        )
+        decoders = Decoders(ThreadPoolExecutor(settings.decode_workers, "decode"), PixelBudget(settings.max_pixels))
+        return cls(model, registered, settings, metrics, batcher, decoders, _identity(model, registered))
+
+
+def _add_middleware(app: FastAPI, service: Service) -> None:
+    settings = service.settings
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,
@@ -71,12 +95,17 @@ def create_app(
         min_rate=settings.min_upload_kb_s * 1024,
     )
     app.add_middleware(ApiKey, key=settings.api_key, paths=("/predict", "/metrics"))
-    app.add_middleware(RequestLog, metrics=metrics)  # outermost: every answer, refusals included, gets an id
+    app.add_middleware(RequestLog, metrics=service.metrics)  # outermost: every answer, refusals included, gets an id
 
     @app.exception_handler(QueueFull)
     async def busy(request: Request, error: QueueFull) -> JSONResponse:
         detail = f"The service is busy ({error}); retry in {RETRY_AFTER_S} s."
         return JSONResponse({"detail": detail}, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def _add_status_routes(app: FastAPI, service: Service) -> None:
+    """The page, liveness, readiness and Prometheus metrics."""
+    model, batcher = service.model, service.batcher
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
@@ -94,8 +123,8 @@ def create_app(
                 "resolution": model.resolution,
                 "resize": model.resize,  # how every image is made square before the model sees it
                 "precision": model.precision,
-                "model": {**identity, "uri": (registered or {}).get("uri")},  # which model and version answers
-                "api_key_required": bool(settings.api_key),
+                "model": {**service.identity, "uri": service.registered.get("uri")},  # which model and version answers
+                "api_key_required": bool(service.settings.api_key),
             },
             200 if alive else 503,
         )
@@ -103,13 +132,17 @@ def create_app(
     @app.get("/ready")
     async def ready() -> JSONResponse:
         """Readiness: the model is loaded and the queue has room."""
-        room = batcher.running and batcher.waiting < settings.max_queue
+        room = batcher.running and batcher.waiting < service.settings.max_queue
         return JSONResponse({"ready": room, "waiting": batcher.waiting}, 200 if room else 503)
 
     @app.get("/metrics")
     async def prometheus() -> Response:
-        metrics.queue.set(batcher.waiting)
-        return Response(metrics.render(), media_type=metrics.content_type)
+        service.metrics.queue.set(batcher.waiting)
+        return Response(service.metrics.render(), media_type=service.metrics.content_type)
+
+
+def _add_predict_route(app: FastAPI, service: Service) -> None:
+    model, settings, batcher, metrics = service.model, service.settings, service.batcher, service.metrics
 
     @app.post("/predict")
     async def predict_images(
@@ -120,7 +153,7 @@ def create_app(
         _check_count(len(uploads), settings.max_images)
         batcher.coming += 1  # the batcher may wait a few milliseconds for these images
         try:
-            images = await asyncio.gather(*(_decode(upload, model, settings, decoders) for upload in uploads))
+            images = await asyncio.gather(*(_decode(u, model, settings, service.decoders) for u in uploads))
         finally:
             batcher.coming -= 1
         refused = [(upload, reason) for upload, reason in zip(uploads, images) if isinstance(reason, str)]
@@ -137,9 +170,7 @@ def create_app(
             }
             for upload, label, row in zip(uploads, model.labels(probs), probs)
         ]
-        return {"model": identity, "predictions": predictions, "request_id": request.state.request_id}
-
-    return app
+        return {"model": service.identity, "predictions": predictions, "request_id": request.state.request_id}
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import write_messy_dataset
+from helpers.images import write_messy_dataset
 
 pytestmark = pytest.mark.notebooks
 PACKAGE = "{{ cookiecutter.package }}"

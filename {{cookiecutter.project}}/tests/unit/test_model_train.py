@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import build_manifest
+from helpers.manifests import build_manifest
 
 from {{ cookiecutter.package }}.core.config import FineTuneConfig
 from {{ cookiecutter.package }}.core.images import load_batch

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import png_header_only
+from helpers.images import png_header_only
 from PIL import Image
 
 from {{ cookiecutter.package }}.acquisition import sources

@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import build_manifest, stripes, write_messy_dataset
+from helpers.images import stripes, write_messy_dataset
+from helpers.manifests import build_manifest
 
 from {{ cookiecutter.package }}.acquisition.duplicates import drop_duplicates, near_pairs
 from {{ cookiecutter.package }}.acquisition.splits import assign_splits

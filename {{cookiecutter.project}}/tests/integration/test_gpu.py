@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import build_manifest
+from helpers.manifests import build_manifest
 
 from {{ cookiecutter.package }}.acquisition.manifest import MANIFEST_COLUMNS
 from {{ cookiecutter.package }}.core.config import FineTuneConfig

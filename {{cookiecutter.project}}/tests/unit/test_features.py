@@ -4,7 +4,7 @@ nothing."""
 from dataclasses import replace
 
 import numpy as np
-from conftest import stripes
+from helpers.images import stripes
 
 from {{ cookiecutter.package }}.acquisition.checks import sha256_file
 from {{ cookiecutter.package }}.modeling.features import FeatureSpec, featurize

@@ -9,7 +9,7 @@ import time
 import pandas as pd
 import pytest
 import torch
-from conftest import build_manifest
+from helpers.manifests import build_manifest
 
 from {{ cookiecutter.package }}.acquisition.manifest import MANIFEST_COLUMNS
 from {{ cookiecutter.package }}.modeling.model import load_classifier, new_classifier, predict_paths

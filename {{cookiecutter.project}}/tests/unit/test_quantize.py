@@ -10,7 +10,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import TINY_METADATA, TINY_RESOLUTION, write_stripes_dataset
+from helpers.images import write_stripes_dataset
+from helpers.models import TINY_METADATA, TINY_RESOLUTION
 from helpers.predictions import predict_image
 from onnx import TensorProto
 from PIL import Image

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from conftest import big_png, png_header_only
+from helpers import http_load
+from helpers.images import big_png, png_header_only
 from PIL import Image
 
 from {{ cookiecutter.package }}.deployment.launcher import running_service
@@ -193,13 +194,13 @@ def realistic_model(tmp_path_factory):
 
 
 def test_load_of_16_clients_sees_no_error_and_health_stays_fast(realistic_model, tmp_path):
-    """The load comes from another process (tests/http_load.py, at a lower priority), so this one measures
+    """The load comes from another process (tests/helpers/http_load.py, at a lower priority), so this one measures
     /health undisturbed by the load generator; the server's own latency histogram must agree."""
     image = tmp_path / "cell.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300), dtype=np.uint8)).save(image)
     latencies = []
     with running_service(realistic_model) as url, requests.Session() as session:
-        command = [sys.executable, str(Path(__file__).with_name("http_load.py")), url, str(image), "--nice", "5"]
+        command = [sys.executable, http_load.__file__, url, str(image), "--nice", "5"]
         load = subprocess.Popen([*command, "--requests", "2000", "--clients", "16"], stdout=subprocess.PIPE, text=True)
         try:
             while load.poll() is None:

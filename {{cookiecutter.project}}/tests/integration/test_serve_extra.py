@@ -15,7 +15,7 @@ import requests
 
 from {{ cookiecutter.package }}.deployment.launcher import free_port, wait_until_ready
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 PACKAGE = "{{ cookiecutter.package }}"
 pytestmark = pytest.mark.slow
 

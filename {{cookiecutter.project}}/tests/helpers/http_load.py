@@ -1,6 +1,6 @@
 """A load generator for the service, run as its own process so its threads never slow the process measuring.
 
-    python tests/http_load.py URL IMAGE --requests 2000 --clients 16 [--images-per-request 1]
+    python tests/helpers/http_load.py URL IMAGE --requests 2000 --clients 16 [--images-per-request 1]
 
 Each client keeps one connection and posts the image until the requests are used up; prints one JSON line:
 requests, failures (status codes), seconds, requests_per_s, and p50/p99 latency in ms.

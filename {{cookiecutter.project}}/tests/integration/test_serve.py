@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 import requests
-from conftest import big_png
 from fastapi.testclient import TestClient
+from helpers.images import big_png
 from helpers.predictions import predict_image
 
 from {{ cookiecutter.package }}.deployment.launcher import running_service

@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_messy_dataset
+from helpers.images import write_messy_dataset
 from PIL import Image
 
 from {{ cookiecutter.package }}.acquisition.checks import check_image
