@@ -46,6 +46,7 @@ COMMON = {
     "tests/helpers/servers.py",
     "tests/integration/test_acquisition_pipeline.py",
     "tests/integration/test_batch_score.py",
+    "tests/integration/test_checks_up_front.py",
     "tests/integration/test_cli.py",
     "tests/integration/test_deployment_without_torch.py",
     "tests/integration/test_gpu.py",
@@ -79,8 +80,9 @@ MODULES = set(
     """
     __init__.py __main__.py
     core/__init__.py core/batching.py core/choices.py core/class_names.py core/config.py core/cpu.py core/decision.py
-    core/docs.py core/errors.py core/formatting.py core/images.py core/onnx_io.py core/paths.py core/plots.py
-    core/results.py core/run_folder.py core/tables.py core/tracking.py
+    core/docs.py core/errors.py core/fingerprints.py core/formatting.py core/images.py core/onnx_io.py core/paths.py
+    core/plots.py core/results.py core/run_folder.py core/stage_records.py core/stages.py core/tables.py
+    core/tracking.py
     acquisition/__init__.py acquisition/checks.py acquisition/download.py acquisition/duplicates.py
     acquisition/manifest.py acquisition/report.py acquisition/review.py acquisition/samples/__init__.py
     acquisition/sources.py acquisition/splits.py acquisition/steps.py
@@ -95,8 +97,8 @@ MODULES = set(
     deployment/service/__init__.py deployment/service/app.py deployment/service/batcher.py
     deployment/service/metrics.py deployment/service/middleware.py deployment/service/protocol.py
     deployment/service/settings.py deployment/service/page/index.html
-    orchestration/__init__.py orchestration/cli.py orchestration/compare.py orchestration/pipeline.py
-    orchestration/sweep.py
+    orchestration/__init__.py orchestration/cli.py orchestration/compare.py orchestration/lock.py
+    orchestration/pipeline.py orchestration/staleness.py orchestration/status.py orchestration/sweep.py
     """.split()
 )
 

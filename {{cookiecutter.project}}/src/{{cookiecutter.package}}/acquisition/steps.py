@@ -11,6 +11,7 @@ from ..core.config import DataConfig, ReviewConfig
 from ..core.paths import resolve
 from ..core.results import AcquisitionResults, ReviewResults
 from ..core.run_folder import RunFolder
+from ..core.stage_records import record_step
 from ..core.tracking import Tracker, file_digest, parameters
 from . import duplicates, review, samples, sources, splits
 from .manifest import MANIFEST_COLUMNS, check_rows, limit_per_class, worker_count, write_csv
@@ -81,6 +82,7 @@ def summarize(cfg: DataConfig, run: RunFolder, source: sources.Source, manifest:
     tracker.metrics({"n_files": results.n_files, "n_excluded": results.n_excluded})
     tracker.metrics({f"n_{split}": count for split, count in results.split_counts.items()})
     tracker.artifacts(run.manifest, "data")
+    record_step(run, results.STEP, cfg, data=cfg)
     return results
 
 
@@ -128,6 +130,7 @@ def review_data(cfg: ReviewConfig, run: RunFolder, label_errors: pd.DataFrame | 
     tracker.params(parameters(cfg))
     for path, folder in ((run.data_report, "reports"), (run.label_errors, "data"), (run.figures, "figures")):
         tracker.artifacts(path, folder)
+    record_step(run, results.STEP, cfg)
     return results
 
 

@@ -1,5 +1,6 @@
-"""Where the project lives, so relative paths mean the same in a notebook and a shell."""
+"""Where the project lives, so relative paths mean the same in a notebook and a shell; and writing a file whole."""
 
+import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/<package>
@@ -17,3 +18,11 @@ def resolve(path: str | Path) -> Path:
     """Absolute paths stay; relative ones are taken from the project root."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else (project_root() / path).resolve()
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` so that a reader (or a killed writer) never leaves half a file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")  # two writers never share one
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import pandas as pd
 
-from .paths import resolve
+from .paths import resolve, write_atomically
 from .results import Metrics
 
 Results = TypeVar("Results")
@@ -141,14 +141,46 @@ class RunFolder:
         """Which MLflow run this run folder logs into (``core.tracking``)."""
         return self.root / "tracking.json"
 
+    # the pipeline's bookkeeping
+    @property
+    def stages(self) -> Path:
+        """One record per stage that completed here: its key, what it read and wrote, how long it took."""
+        return self.root / "stages"
+
+    def stage_record(self, name: str) -> Path:
+        return self.stages / f"{name}.json"
+
+    @property
+    def digest_cache(self) -> Path:
+        """Content hashes of the files the stages read, by size, modification time and inode."""
+        return self.stages / "file_digests.json"
+
+    @property
+    def pipeline_settings(self) -> Path:
+        """The profile, data source and parameters of the last ``pipeline`` here (what ``status`` compares to)."""
+        return self.stages / "pipeline.json"
+
+    @property
+    def lock(self) -> Path:
+        """Held while a ``pipeline`` works here; beside it, who holds it."""
+        return self.root / ".pipeline.lock"
+
+    @property
+    def lock_owner(self) -> Path:
+        return self.root / ".pipeline.owner.json"
+
+    @property
+    def graph(self) -> Path:
+        """``status --graph``: the stages and the run files between them (``.png`` and Mermaid ``.mmd``)."""
+        return self.stages / "graph"
+
     def results_file(self, step: str) -> Path:
         return self.root / "results" / f"{step}.json"
 
     def save(self, results: object) -> Path:
         """Write a step's results (a dataclass with a ``STEP`` name) to ``results/<STEP>.json``."""
         path = self.results_file(results.STEP)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(results), indent=2, default=str))
+        write_atomically(path, json.dumps(asdict(results), indent=2, default=str))
         return path
 
     def load(self, kind: type[Results]) -> Results:
@@ -174,7 +206,7 @@ class RunFolder:
     def write_metrics(self, metrics: Metrics) -> Path:
         """The run's headline, ``metrics.json`` (03_evaluate); also saved as that step's results."""
         self.save(metrics)
-        self.metrics.write_text(json.dumps(asdict(metrics), indent=2))
+        write_atomically(self.metrics, json.dumps(asdict(metrics), indent=2))
         return self.metrics
 
     def read_metrics(self) -> Metrics:

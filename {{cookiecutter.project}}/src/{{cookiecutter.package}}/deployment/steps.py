@@ -17,6 +17,7 @@ from ..core.images import load_batch
 from ..core.paths import resolve
 from ..core.results import AcquisitionResults, ExportResults, ScoringResults, ServiceResults
 from ..core.run_folder import RunFolder
+from ..core.stage_records import record_step
 from ..core.tracking import Tracker, parameters
 from .export import max_difference, write_exported_model, write_metadata, write_model_card
 from .quantize import calibration_sample, quantize_checked
@@ -72,6 +73,7 @@ def export_model(cfg: DeployConfig, run: RunFolder) -> ExportResults:
     files = sorted(p.name for p in model_dir.iterdir())
     results = ExportResults(str(model_dir), gap, files, registered, metadata["int8"])
     run.save(results)
+    record_step(run, results.STEP, cfg)
     return results
 
 
@@ -118,6 +120,7 @@ def batch_score(run: RunFolder) -> ScoringResults:
         raise RuntimeError(f"The exported model scores {accuracy:.4f} on test, the evaluated one {expected:.4f}.")
     results = ScoringResults(len(scores), accuracy)
     run.save(results)
+    record_step(run, results.STEP)
     return results
 
 
@@ -136,4 +139,5 @@ def try_service(cfg: DeployConfig, run: RunFolder) -> ServiceResults:
     print("answer:", answer)
     results = ServiceResults(health, answer, answer["predictions"][0], str(example.label), str(example.path))
     run.save(results)
+    record_step(run, results.STEP, cfg)
     return results

@@ -17,6 +17,7 @@ from ..core.formatting import with_interval
 from ..core.paths import resolve
 from ..core.results import AcquisitionResults, FineTuneResults, Metrics, ProbeResults
 from ..core.run_folder import FINE_TUNED, LINEAR_PROBE, RunFolder
+from ..core.stage_records import record_step
 from ..core.tracking import Tracker, parameters
 from . import distributed, features, pooling, probe, train
 from .backbones import BACKBONES
@@ -117,6 +118,7 @@ def fold_probe(cfg: ProbeConfig, run: RunFolder, fit: ProbeFit, chosen: str) -> 
     results = ProbeResults(chosen, fit.summary(), result.best_c, result.val_accuracy, gap, result.curve)
     run.save(results)
     _track_probe(cfg, run, results)
+    record_step(run, results.STEP, cfg)
     return results
 
 
@@ -153,13 +155,14 @@ def fine_tune(cfg: FineTuneConfig, run: RunFolder) -> train.History:
 
 def add_test_time_augmentation(cfg: FineTuneConfig, run: RunFolder, history: train.History) -> FineTuneResults:
     """Mirrored views averaged at prediction; the saved model's validation accuracy re-measured with them."""
-    cfg = cfg.with_data_defaults(bundled_sample(run))
+    asked, cfg = cfg, cfg.with_data_defaults(bundled_sample(run))
     final = train.add_test_time_augmentation(run.model(FINE_TUNED), run.read_manifest(), cfg.flips)
     before, after = final["val_accuracy_without_tta"], final["val_accuracy"]
     print(f"validation accuracy {before:.4f} -> {after:.4f} with {cfg.flips!r} views")
     results = FineTuneResults(history.best_epoch, after, before, cfg.flips, cfg.augment_strength, history.rows)
     run.save(results)
     _track_fine_tuning(cfg, run, results)
+    record_step(run, results.STEP, asked)  # the settings as asked ('auto' too): what the notebook's key holds
     return results
 
 
@@ -223,6 +226,7 @@ def choose_and_evaluate(cfg: EvaluateConfig, run: RunFolder) -> Evaluation:
     tracker = _track_evaluation(run, metrics, chosen["name"])
     tracker.params(parameters(cfg))
     tracker.artifacts(write_model_report(run, metrics, tracker), "reports")
+    record_step(run, metrics.STEP, cfg)
     return Evaluation(metrics, ranked, y_test, probs, raw_probs, list(test.path), model, config)
 
 

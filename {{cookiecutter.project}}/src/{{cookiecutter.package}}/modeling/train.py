@@ -183,10 +183,7 @@ def fit(
     epochs, patience = cfg.epochs, cfg.patience
     model = model.to(device).to(memory_format=torch.channels_last)
     net = distributed.wrap(Logits(model))
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = make_optimizer(params, cfg.optimizer, cfg.learning_rate, cfg.weight_decay)
-    scheduler = make_schedule(opt, cfg.schedule, cfg.learning_rate, epochs * len(train_loader))
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    opt, scheduler, scaler = _optimisation(model, cfg, epochs * len(train_loader), device)
     weight = weight.to(device) if weight is not None else None
     criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
     state = {"model": model, "optimizer": opt, "scheduler": scheduler, "scaler": scaler}
@@ -217,6 +214,14 @@ def fit(
         if history.finished:
             break
     return history
+
+
+def _optimisation(model: ImageClassifier, cfg: FineTuneConfig, steps: int, device: torch.device) -> tuple:
+    """The optimizer over the parameters not frozen, its learning-rate schedule, and the AMP gradient scaler."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = make_optimizer(params, cfg.optimizer, cfg.learning_rate, cfg.weight_decay)
+    scheduler = make_schedule(opt, cfg.schedule, cfg.learning_rate, steps)
+    return opt, scheduler, torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
 
 
 LAST = "last.pt"

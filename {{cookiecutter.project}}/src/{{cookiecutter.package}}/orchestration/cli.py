@@ -1,7 +1,8 @@
 """Command line: ``python -m {{ cookiecutter.package }} <command>``.
 
-``pipeline`` runs every notebook; one command per stage (``acquire``, ``review``, ``probe``, ``train``,
-``evaluate``, ``export``) calls the same step functions the notebooks call, on a run folder; ``score`` and
+``pipeline`` runs every notebook that is not up to date (``status`` says which are, and why); one command per
+stage (``acquire``, ``review``, ``probe``, ``train``, ``evaluate``, ``export``) calls the same step functions
+the notebooks call, on a run folder; ``score`` and
 ``serve`` use an exported model (a folder or a registered version) and never load torch (``merge`` joins the
 parts of a sharded ``score``); ``promote`` moves the registry's ``champion`` alias.
 """
@@ -101,12 +102,30 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--profile", default="demo", choices=list(PROFILES), help="run size (default: demo)")
     pipeline.add_argument("--out", help="run folder (default: runs/<timestamp>-<profile>)")
     _parameters(pipeline, "C_GRID '[0.01, 0.1]'")
+    pipeline.add_argument(
+        "--force", action="append", default=[], metavar="STAGE", help="run this stage even if up to date (repeatable)"
+    )
+    pipeline.add_argument("--from", dest="start", default="", metavar="STAGE", help="run this stage and all after it")
+
+    status = commands.add_parser("status", help="each stage of a run folder: up to date, stale (and why), never run")
+    status.add_argument("--run-dir", help="run folder (default: the newest under runs/, else runs/lab)")
+    status.add_argument("--graph", action="store_true", help="also draw the graph: <run>/stages/graph.png and .mmd")
 
     for name, command in STAGES.items():
         stage = commands.add_parser(name, help=command.help)
         stage.add_argument("--run-dir", required=True, help="run folder the notebooks share (RUN_DIR)")
         _parameters(stage, "EPOCHS 5" if name == "train" else "SEED 1")
 
+    _add_score_and_merge(commands)
+    _add_serve(commands)
+    _add_sweep(commands)
+    promote = commands.add_parser("promote", help="move the registry alias 'champion' to a version")
+    promote.add_argument("--version", required=True, type=int, help="registered version to promote")
+    promote.add_argument("--force", action="store_true", help="even if its classes or input differ from the champion's")
+    return parser
+
+
+def _add_score_and_merge(commands) -> None:
     score = commands.add_parser("score", help="score images with an exported model into a CSV")
     score.add_argument("--model", required=True, help="exported model folder (<run>/model), or models:/<name>@<alias>")
     score.add_argument("--input", required=True, type=Path, help="folder of images, or CSV with a 'path' column")
@@ -125,12 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     merge = commands.add_parser("merge", help="join the parts of a sharded score into one CSV, in input order")
     merge.add_argument("--output", required=True, type=Path, help="the --output every shard was given")
 
+
+def _add_serve(commands) -> None:
     serve = commands.add_parser("serve", help="start the REST service for an exported model")
     serve.add_argument("--model", required=True, help="exported model folder (<run>/model), or models:/<name>@<alias>")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", default=8000, type=int)
     _service_options(serve)
 
+
+def _add_sweep(commands) -> None:
     sweep = commands.add_parser("sweep", help="train the probe or the fine-tuning over a grid, choose on validation")
     sweep.add_argument("--run-dir", required=True, help="run folder whose acquisition (manifest) the trials share")
     sweep.add_argument(
@@ -149,11 +172,6 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--trials", type=int, default=0, help="random/tpe: trials to draw (default: grid size)")
     sweep.add_argument("--storage", default="", help="random/tpe: Optuna study database shared by machines")
     sweep.add_argument("--name", default="sweep", help="sweep name: <run>/sweeps/<name>/, the Optuna study")
-
-    promote = commands.add_parser("promote", help="move the registry alias 'champion' to a version")
-    promote.add_argument("--version", required=True, type=int, help="registered version to promote")
-    promote.add_argument("--force", action="store_true", help="even if its classes or input differ from the champion's")
-    return parser
 
 
 def _service_options(serve: argparse.ArgumentParser) -> None:
@@ -203,12 +221,28 @@ def _stage(args: argparse.Namespace) -> int:
 
 
 def _pipeline(args: argparse.Namespace) -> int:
-    from .pipeline import headline, parse_value, run_pipeline
+    from .pipeline import PipelineRequest, headline, parse_value, run_pipeline
 
     overrides = {name: parse_value(value) for name, value in args.parameter}
-    metrics = run_pipeline(args.data_dir, args.profile, args.out, overrides)
+    request = PipelineRequest(args.data_dir, args.profile, args.out, overrides, tuple(args.force), args.start)
+    metrics = run_pipeline(request)
     print(headline(metrics))
     print(metrics["run_dir"])
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ..core.run_folder import RunFolder
+    from .status import draw, newest_run, stage_status, table
+
+    run_dir = args.run_dir or newest_run()
+    run = RunFolder(Path(run_dir).resolve())  # not created: a status never writes a run folder that is not there
+    statuses = stage_status(run)
+    print(f"{run.root}\n{table(statuses)}")
+    if args.graph:
+        run.stages.mkdir(parents=True, exist_ok=True)
+        for path in draw(run, statuses):
+            print(path)
     return 0
 
 
@@ -268,6 +302,7 @@ def _promote(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "pipeline": _pipeline,
+    "status": _status,
     "score": _score,
     "merge": _merge,
     "serve": _serve,

@@ -6,6 +6,7 @@ import pandas as pd
 
 from ..core.results import ComparisonResults
 from ..core.run_folder import RunFolder
+from ..core.stage_records import record_step
 from ..core.tracking import Tracker
 from ..modeling.report import earlier_runs
 from .sweep import read_sweeps
@@ -24,5 +25,6 @@ def compare_runs(run: RunFolder) -> Comparison:
     sweeps = read_sweeps(run)
     results = ComparisonResults(earlier.to_dict("records"), {k: v.to_dict("records") for k, v in sweeps.items()})
     run.save(results)
+    record_step(run, results.STEP)
     print(f"{len(earlier)} run(s) in the tracking store compared, {len(sweeps)} sweep(s) in this run")
     return Comparison(results, earlier, sweeps)

@@ -1,29 +1,31 @@
-"""Run every notebook in TDSP order with papermill; the run folder carries all hand-offs."""
+"""Run the notebooks in TDSP order with papermill, each only when it is not up to date; the run folder carries
+all hand-offs.
+
+A stage (one notebook) runs when its key (``core.stage_records``: code cells, parameters, the content of what it
+reads, the package modules it imports, library versions) differs from the one recorded when it last completed,
+when its outputs were changed or deleted since, or when it never completed (a killed run goes on at the first
+stage that did not). A stage whose new outputs equal the old leaves the stages after it up to date.
+"""
 
 import ast
 import json
 import sys
 import time
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from ..core import stage_records
 from ..core.config import check_configs
 from ..core.errors import ConfigError
 from ..core.formatting import with_interval
-from ..core.paths import project_root, resolve
+from ..core.paths import project_root, resolve, write_atomically
+from ..core.stages import STAGES, stage
 from ..core.tracking import Tracker, check_reachable
+from .lock import RunFolderLock
+from .staleness import Verdict, judge, parts_now
 
-NOTEBOOKS = (
-    "01_data_acquisition_and_understanding/01_acquire_data.ipynb",
-    "01_data_acquisition_and_understanding/02_explore_and_review.ipynb",
-    "02_modeling/01_linear_probe.ipynb",
-    "02_modeling/02_fine_tune.ipynb",
-    "02_modeling/03_evaluate.ipynb",
-    "02_modeling/04_compare_runs.ipynb",
-    "03_deployment/01_export.ipynb",
-    "03_deployment/02_batch_score.ipynb",
-    "03_deployment/03_web_service.ipynb",
-)
+NOTEBOOKS = tuple(stage.notebook for stage in STAGES)  # the graph's order: core.stages declares it once
 HEADLINE = ("test_accuracy", "test_auc", "val_accuracy")
 
 # Values the pipeline injects into the notebooks' parameters cells, per profile.
@@ -116,59 +118,119 @@ def checked_values(data_dir: str | None, profile: str, overrides: dict[str, obje
     return values
 
 
-def run_pipeline(
-    data_dir: str | None = None,
-    profile: str = "demo",
-    out: str | Path | None = None,
-    overrides: dict[str, object] | None = None,
-    log=print,
-    progress=sys.stdout,
-) -> dict:
-    """Execute the notebooks into ``out/notebooks`` and return ``out/metrics.json``.
+@dataclass(frozen=True)
+class PipelineRequest:
+    """What ``pipeline`` was asked: the data, the profile, the run folder, parameters, and stages to run whatever
+    their state (``force``: those; ``start``: that one and every one after it)."""
+
+    data_dir: str | None = None
+    profile: str = "demo"
+    out: str | Path | None = None
+    overrides: dict[str, object] = field(default_factory=dict)
+    force: tuple[str, ...] = ()
+    start: str = ""
+
+    def forced(self, name: str) -> str:
+        """Why the request makes stage ``name`` run, or ""."""
+        if name in {stage(n).name for n in self.force}:
+            return "--force"
+        order = [s.name for s in STAGES]
+        if self.start and order.index(name) >= order.index(stage(self.start).name):
+            return f"--from {stage(self.start).name}"
+        return ""
+
+
+def run_pipeline(request: PipelineRequest = PipelineRequest(), log=print, progress=sys.stdout) -> dict:
+    """Bring every stage up to date in ``out`` (executed notebooks in ``out/notebooks``) and return its
+    ``metrics.json``. Each stage says ``up to date`` or why it runs.
 
     What the notebooks print (image counts, features cached and computed, one line per epoch
     with loss and accuracy, the choices made) streams to ``progress`` as they run; progress
     bars stay in the executed notebooks, so CI logs are not flooded."""
-    import papermill
-
     from ..core.run_folder import RunFolder  # pandas: not needed by the commands that only score or serve
 
-    values = checked_values(data_dir, profile, overrides)
+    values = checked_values(request.data_dir, request.profile, request.overrides)
+    for name in (*request.force, *([request.start] if request.start else [])):
+        stage(name)  # an unknown stage is refused before anything runs
     check_reachable()  # an unreachable tracking server stops the run before any training
-    notebooks = notebook_paths()
-    declared = declared_parameters(notebooks)
-    run = RunFolder.open(out or default_out(profile))  # only now: a refused run writes nothing
-    values["RUN_DIR"] = str(run.root)
-    for i, notebook in enumerate(notebooks, 1):
-        stage = notebook.parent.name
-        executed = run.notebooks / stage / notebook.name
-        executed.parent.mkdir(parents=True, exist_ok=True)
-        params = {k: v for k, v in values.items() if k in declared[notebook]}
-        log(f"[{i}/{len(notebooks)}] {stage}/{notebook.name}", flush=True)
-        started = time.monotonic()
-        try:
-            papermill.execute_notebook(
-                str(notebook),
-                str(executed),
-                parameters=params,
-                cwd=str(notebook.parent),
-                kernel_name="python3",
-                progress_bar=False,
-                stdout_file=IndentedLines(progress) if progress else None,
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],  # keep the kernel's start-up chatter out
-            )
-        except papermill.PapermillExecutionError as error:
-            raise PipelineError(
-                f"{stage}/{notebook.name} failed: {error.ename}: {error.evalue}\n"
-                f"The executed notebook, with the traceback, is {executed}"
-            ) from None
-        log(f"      done in {time.monotonic() - started:.1f} s", flush=True)
+    declared = declared_parameters(notebook_paths())
+    run = RunFolder.open(request.out or default_out(request.profile))  # only now: a refused run writes nothing
+    with RunFolderLock(run):
+        write_atomically(run.pipeline_settings, json.dumps({**asdict(request), "out": str(run.root)}, default=str))
+        ran, reused = _bring_up_to_date(run, request, {**values, "RUN_DIR": str(run.root)}, declared, log, progress)
+        if ran:
+            _track(run, ran, reused, log)
+    return asdict(run.read_metrics())
+
+
+def _bring_up_to_date(run, request: PipelineRequest, values: dict, declared: dict, log, progress) -> tuple:
+    ran, reused = [], []
+    for i, current in enumerate(STAGES, 1):
+        verdict = judge(current, run, values, request.forced(current.name))
+        label = f"[{i}/{len(STAGES)}] {current.notebook}"
+        if not verdict.runs:
+            log(f"{label}: up to date", flush=True)
+            reused.append(verdict)
+            continue
+        log(f"{label}: runs ({verdict.why})", flush=True)
+        injected = {k: v for k, v in values.items() if k in declared[project_root() / "code" / current.notebook]}
+        _run_stage(run, verdict, values, injected, progress)
+        log(f"      done in {stage_records.read(run, current.name).seconds:.1f} s", flush=True)
+        ran.append(verdict)
+    return ran, reused
+
+
+def _run_stage(run, verdict: Verdict, values: dict, injected: dict, progress) -> None:
+    """The stage's notebook executed; its record says 'running' meanwhile, then 'done' (or 'failed')."""
+    current = verdict.stage
+    stage_records.started(run, current.name)
+    began = time.monotonic()
+    try:
+        execute(project_root() / "code" / current.notebook, run.notebooks / current.notebook, injected, progress)
+    except PipelineError as error:
+        stage_records.failed(run, current.name, str(error).splitlines()[0], time.monotonic() - began)
+        raise
+    parts = parts_now(current, run, values)  # after it ran: what it read (a sample it wrote out, say)
+    stage_records.done(run, current, parts, time.monotonic() - began, "pipeline")
+
+
+def _track(run, ran: list[Verdict], reused: list[Verdict], log) -> None:
+    """The run's MLflow record says which stages ran (and why) and which were reused, with their keys."""
     tracker = Tracker(run)
-    for folder in (run.notebooks, run.results_file("any").parent):
+    tracker.tags({"stages_ran": ", ".join(v.stage.name for v in ran) or "none"})
+    tracker.tags({"stages_reused": ", ".join(v.stage.name for v in reused) or "none"})
+    for verdict in ran:
+        tracker.tags({f"stage.{verdict.stage.name}": f"ran ({verdict.why})"[:5000]})
+    for verdict in reused:
+        record = verdict.record
+        tracker.tags({f"stage.{verdict.stage.name}": f"reused key {record.key[:12]} of {record.finished}"})
+    for folder in (run.notebooks, run.results_file("any").parent, run.stages):
         tracker.artifacts(folder, folder.name)
     tracker.finish()
     log(f"tracked as MLflow run {tracker.run_id} in {tracker.uri}", flush=True)
-    return json.loads(run.metrics.read_text())
+
+
+def execute(notebook: Path, executed: Path, parameters: dict[str, object], progress=sys.stdout) -> None:
+    """One notebook run by papermill into ``executed``, what it prints streamed to ``progress``."""
+    import papermill
+
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(executed),
+            parameters=parameters,
+            cwd=str(notebook.parent),
+            kernel_name="python3",
+            progress_bar=False,
+            stdout_file=IndentedLines(progress) if progress else None,
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # keep the kernel's start-up chatter out
+        )
+    except papermill.PapermillExecutionError as error:
+        raise PipelineError(
+            f"{notebook.parent.name}/{notebook.name} failed: {error.ename}: {error.evalue}\n"
+            f"The executed notebook, with the traceback, is {executed}"
+        ) from None
 
 
 def headline(metrics: dict) -> str:
