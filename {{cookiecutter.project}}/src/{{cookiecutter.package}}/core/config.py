@@ -85,9 +85,7 @@ def _check_fraction(name: str, value: float) -> None:
 class DataConfig:
     """Where the images come from, how they are checked, de-duplicated and split."""
 
-    data_dir: str = (
-        "{% if cookiecutter.dataset == 'folder' %}data/raw{% endif %}"  # class folders, CSV or URL list; "" = sample
-    )
+    data_dir: str = "{% if cookiecutter.dataset == 'folder' %}data/raw{% endif %}"  # class folders, CSV or URL list; "" = sample
     sample: str = "{% if cookiecutter.dataset != 'folder' %}{{ cookiecutter.dataset }}{% endif %}"  # bundled sample used when data_dir is empty
     download_dir: str = "data/raw/downloads"
     labels_review: str = "data/labels_review.csv"

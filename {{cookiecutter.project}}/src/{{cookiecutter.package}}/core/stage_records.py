@@ -149,7 +149,9 @@ def changes(before: dict, now: dict) -> list[str]:
 
 
 def _shown(values: dict, name: str) -> str:
-    return "(unset)" if name not in values else repr(values[name]) if isinstance(values[name], str) else str(values[name])
+    if name not in values:
+        return "(unset)"
+    return repr(values[name]) if isinstance(values[name], str) else str(values[name])
 
 
 def _changed(before: dict, now: dict) -> list[str]:

@@ -133,3 +133,46 @@ def downstream(run: RunFolder, names: set[str]) -> set[str]:
         if found & set(edges[current.name]):
             found.add(current.name)
     return found - set(names)
+
+
+def mermaid(run: RunFolder, states: dict[str, str] | None = None, colours: dict[str, str] | None = None) -> str:
+    """The graph as Mermaid (GitHub and JupyterLab draw it): stages as boxes, with their state and its colour when
+    given, and the run files between them as rounded nodes."""
+    lines = ["flowchart LR"]
+    lines += [f"  classDef {_css(state)} fill:{colour},stroke:#555" for state, colour in (colours or {}).items()]
+    for stage in STAGES:
+        state = (states or {}).get(stage.name)
+        label = f"{stage.name}<br/>{state}" if state else stage.name
+        lines.append(f'  {_id(stage.name)}["{label}"]' + (f":::{_css(state)}" if state and colours else ""))
+    for name in sorted({n for edge in edges(run) for n in edge} - {s.name for s in STAGES}):
+        lines.append(f'  {_id(name)}(["{name}"])')
+    lines += [f"  {_id(source)} --> {_id(target)}" for source, target in edges(run)]
+    return "\n".join(lines) + "\n"
+
+
+def edges(run: RunFolder) -> list[tuple[str, str]]:
+    """The run files between stages: stage -> a file it writes that a later stage reads -> that stage (a stage
+    reading a folder reads each file written into it). What no stage writes (the images, the label review file,
+    sweeps/) enters as an input of its reader."""
+    edges = [("images", STAGES[0].name), ("labels_review.csv", STAGES[0].name)]
+    writer: dict[Path, str] = {}
+    for stage in STAGES:
+        for read in stage.reads(run):
+            makers = [path for path in writer if path == read or path.is_relative_to(read)]
+            edges += [(writer[path], _file(path, run)) for path in makers]
+            edges += [(_file(path, run), stage.name) for path in makers or [read]]
+        writer.update({path: stage.name for path in stage.writes(run) if path not in writer})
+    return list(dict.fromkeys(edges))
+
+
+def _file(path: Path, run: RunFolder) -> str:
+    relative = path.relative_to(run.root).as_posix()
+    return relative + ("/" if not relative.endswith((".csv", ".json", ".md", ".npz")) else "")
+
+
+def _id(name: str) -> str:
+    return "n_" + "".join(c if c.isalnum() else "_" for c in name)
+
+
+def _css(state: str) -> str:
+    return state.replace(" ", "_")

@@ -6,7 +6,8 @@ from pathlib import Path
 from ..core.docs import point_at_newest
 
 
-def write_exit_report(path: Path, model_dir: Path, metadata: dict, metrics: dict, registered: dict) -> Path:
+def write_exit_report(path: Path, model_dir: Path, metadata: dict, metrics: dict, registered: dict, graph: str) -> Path:
+    """The report; ``graph`` is the pipeline's stages and the run files between them, as Mermaid."""
     uri = f"models:/{registered['name']}@{registered['alias']}"
     low, high = metrics.get("test_accuracy_ci", [float("nan")] * 2)
     lines = [
@@ -31,6 +32,14 @@ def write_exit_report(path: Path, model_dir: Path, metadata: dict, metrics: dict
         "```",
         'Both run on ONNX Runtime without PyTorch (`pip install ".[serve]"`); the service has a page at `/`.',
         _int8_line(metadata.get("int8")),
+        "",
+        "## How the pipeline made it",
+        f"Each stage is one notebook; `python -m {__package__.partition('.')[0]} status` says which are up to date "
+        "and why the others are not, and `pipeline` runs only those.",
+        "",
+        "```mermaid",
+        graph.rstrip(),
+        "```",
         "",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from ..core.paths import resolve
 from ..core.results import AcquisitionResults, ExportResults, ScoringResults, ServiceResults
 from ..core.run_folder import RunFolder
 from ..core.stage_records import record_step
+from ..core.stages import mermaid
 from ..core.tracking import Tracker, parameters
 from .export import max_difference, write_exported_model, write_metadata, write_model_card
 from .quantize import calibration_sample, quantize_checked
@@ -69,7 +70,8 @@ def export_model(cfg: DeployConfig, run: RunFolder) -> ExportResults:
     print(f"registered models:/{registered['name']} version {registered['version']} as {registered['alias']!r}")
     metadata["registered"] = {"name": registered["name"], "version": registered["version"]}  # served as a folder too
     write_metadata(model_dir, metadata)
-    tracker.artifacts(write_exit_report(run.exit_report, model_dir, metadata, metrics, registered), "reports")
+    report = write_exit_report(run.exit_report, model_dir, metadata, metrics, registered, mermaid(run))
+    tracker.artifacts(report, "reports")
     files = sorted(p.name for p in model_dir.iterdir())
     results = ExportResults(str(model_dir), gap, files, registered, metadata["int8"])
     run.save(results)

@@ -72,7 +72,20 @@ def build_loaders(manifest: pd.DataFrame, classes: list[str], cfg: FineTuneConfi
             train_set, batch_size=batch_size, shuffle=True, collate_fn=_collate(augmenter), generator=generator
         )
     val = DataLoader(val_set, batch_size=batch_size, collate_fn=_collate(None))
+    train.augmenter, train.seed = augmenter, seed + rank  # reseeded every epoch (``seed_epoch``)
     return train, val
+
+
+def seed_epoch(loader: DataLoader, epoch: int) -> None:
+    """Every random draw of an epoch (shuffle, augmentation, dropout) from the seed and the epoch alone, so a run
+    resumed at epoch k draws exactly what an uninterrupted one draws there."""
+    seed = loader.seed + 7919 * epoch
+    torch.manual_seed(seed)
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
+    elif loader.generator is not None:
+        loader.generator.manual_seed(seed)
+    loader.augmenter.seed_(seed)
 
 
 @dataclass
@@ -189,8 +202,7 @@ def fit(
     state = {"model": model, "optimizer": opt, "scheduler": scheduler, "scaler": scaler}
     history = _resume(out_dir / LAST, state, config) if cfg.resume else History()
     for epoch in range(len(history.rows), epochs if not history.finished else 0):
-        if isinstance(train_loader.sampler, DistributedSampler):
-            train_loader.sampler.set_epoch(epoch)
+        seed_epoch(train_loader, epoch)
         started = time.monotonic()
         train_loss, train_acc = train_one_epoch(net, train_loader, opt, scheduler, scaler, criterion)
         val_loss, val_acc, _ = evaluate(model, val_loader)

@@ -236,7 +236,7 @@ def _status(args: argparse.Namespace) -> int:
     from .status import draw, newest_run, stage_status, table
 
     run_dir = args.run_dir or newest_run()
-    run = RunFolder(Path(run_dir).resolve())  # not created: a status never writes a run folder that is not there
+    run = RunFolder(Path(run_dir).resolve())  # not created: only --graph writes (its pictures, under stages/)
     statuses = stage_status(run)
     print(f"{run.root}\n{table(statuses)}")
     if args.graph:

@@ -1,0 +1,183 @@
+"""The pipeline re-runs only what changed, with real papermill runs on tiny images: every test starts from a copy
+of one finished run folder and checks which stages the next ``pipeline`` runs, and why."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers.images import stripes
+
+import {{ cookiecutter.package }} as package
+from {{ cookiecutter.package }}.core.paths import project_root
+from {{ cookiecutter.package }}.core.stages import STAGES
+
+pytestmark = pytest.mark.notebooks
+SETTINGS = ["--profile", "smoke", "-p", "VAL_FRACTION", "0.3", "-p", "EPOCHS", "2", "-p", "INT8", "False"]
+LINE = re.compile(r"^\[\d+/\d+\] (?P<notebook>\S+)\.ipynb: (?P<verdict>up to date|runs \((?P<why>.*)\))$")
+
+
+def pipeline_command(data: Path, out: Path, *extra: str) -> list[str]:
+    where = ["--data-dir", str(data), "--out", str(out)]
+    return [sys.executable, "-m", package.__name__, "pipeline", *where, *SETTINGS, *extra]
+
+
+def pipeline(data: Path, out: Path, *extra: str) -> str:
+    result = subprocess.run(pipeline_command(data, out, *extra), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def verdicts(stdout: str) -> dict[str, str]:
+    """Each stage's line: 'up to date' or why it ran."""
+    found = {}
+    for line in stdout.splitlines():
+        match = LINE.match(line)
+        if match:
+            found[match["notebook"].split("/")[-1]] = match["why"] or "up to date"
+    return found
+
+
+def ran(stdout: str) -> list[str]:
+    return [name for name, why in verdicts(stdout).items() if why != "up to date"]
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@contextmanager
+def edited(path: Path, change):
+    """``path`` changed by ``change(text) -> text`` for the block, then restored byte for byte."""
+    original = path.read_bytes()
+    path.write_text(change(original.decode("utf-8")), encoding="utf-8")
+    try:
+        yield
+    finally:
+        path.write_bytes(original)
+
+
+@pytest.fixture(scope="module")
+def data(tiny_images, tmp_path_factory) -> Path:
+    """This module's own copy of the images, so one test can add an image without touching the others'."""
+    return Path(shutil.copytree(tiny_images, tmp_path_factory.mktemp("incremental") / "images"))
+
+
+@pytest.fixture(scope="module")
+def finished(data, tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("finished") / "run"
+    stdout = pipeline(data, out)
+    assert ran(stdout) == [s.name for s in STAGES]
+    return out, stdout
+
+
+@pytest.fixture
+def run(finished, tmp_path) -> Path:
+    return Path(shutil.copytree(finished[0], tmp_path / "run", symlinks=True))
+
+
+def test_nothing_changed_runs_no_notebook(data, run):
+    before = snapshot(run / "notebooks")
+    stdout = pipeline(data, run)
+    assert verdicts(stdout) == {s.name: "up to date" for s in STAGES}
+    assert snapshot(run / "notebooks") == before, "an executed notebook was written again"
+
+
+def test_a_markdown_cell_changes_nothing_and_a_code_cell_reruns_its_stage(data, run):
+    evaluate = project_root() / "code" / "02_modeling" / "03_evaluate.ipynb"
+    add_sentence = lambda text: text.replace("**TDSP stage: modeling.**", "**TDSP stage: modeling.** Read on.", 1)  # noqa: E731
+    with edited(evaluate, add_sentence):
+        assert ran(pipeline(data, run)) == []
+    compare = project_root() / "code" / "02_modeling" / "04_compare_runs.ipynb"
+    cell = '"source": "run = RunFolder.open(RUN_DIR)'
+    with edited(compare, lambda text: text.replace(cell, f"{cell}  # a note", 1)):
+        stdout = pipeline(data, run)
+    assert verdicts(stdout)["04_compare_runs"] == "its notebook's code cells changed"
+    assert ran(stdout) == ["04_compare_runs"]  # it feeds no other stage
+
+
+def test_a_package_module_a_stage_imports_reruns_that_stage(data, run):
+    module = Path(package.__file__).parent / "orchestration" / "compare.py"  # imported by 04_compare_runs only
+    with edited(module, lambda text: text + "\n# touched by a test\n"):
+        stdout = pipeline(data, run)
+    assert ran(stdout) == ["04_compare_runs"]
+    assert verdicts(stdout)["04_compare_runs"] == "orchestration/compare.py changed"
+
+
+def test_an_evaluation_parameter_reruns_evaluation_and_what_it_feeds_only(data, run, finished):
+    stdout = pipeline(data, run, "-p", "TARGET_CLASS", "horizontal", "-p", "TARGET_RECALL", "0.9")
+    assert verdicts(stdout)["03_evaluate"] == "TARGET_CLASS '' -> 'horizontal'; TARGET_RECALL 0.0 -> 0.9"
+    assert ran(stdout)[0] == "03_evaluate" and set(ran(stdout)) <= {
+        "03_evaluate", "04_compare_runs", "01_export", "02_batch_score", "03_web_service"
+    }  # fmt: skip
+    assert "01_export" in ran(stdout), "the threshold travels with the exported model"
+    assert json.loads((run / "metrics.json").read_text())["decision"]["class"] == "horizontal"
+
+
+def test_a_killed_run_resumes_at_the_stage_it_was_in_and_a_second_pipeline_is_refused(data, run, finished):
+    """Killed during fine-tuning; started again: acquisition, review and the probe are not run again, fine-tuning
+    goes on from its last epoch, and the metrics equal those of the run that was never interrupted. Meanwhile a
+    second pipeline on the same folder stops at once, naming the process that holds it."""
+    shutil.rmtree(run / "models" / "fine_tuned")  # as if fine-tuning had not been reached
+    first = subprocess.Popen(
+        pipeline_command(data, run, "--from", "02_fine_tune"), stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    for line in first.stdout:
+        if "epoch 1/2" in line:
+            os.killpg(first.pid, signal.SIGKILL)  # the kernel too: nothing gets to clean up
+            break
+    first.wait(60)
+    again = subprocess.Popen(pipeline_command(data, run), stdout=subprocess.PIPE, text=True)
+    lines = [again.stdout.readline()]  # the first stage's verdict: it holds the lock by now
+    started = time.monotonic()
+    second = subprocess.run(pipeline_command(data, run), capture_output=True, text=True, timeout=120)
+    assert second.returncode == 1 and time.monotonic() - started < 60
+    assert f"{run} is in use by pipeline process {again.pid}" in second.stderr
+    lines += again.stdout.readlines()
+    assert again.wait(600) == 0
+    stdout = "".join(lines)
+    said = verdicts(stdout)
+    before = ("01_acquire_data", "02_explore_and_review", "01_linear_probe")
+    assert [said[name] for name in before] == ["up to date"] * 3
+    assert said["02_fine_tune"].startswith("interrupted last time")
+    assert "1 epoch(s) done, continuing" in stdout
+    assert comparable(run / "metrics.json") == comparable(finished[0] / "metrics.json")
+
+
+def comparable(metrics: Path) -> dict:
+    """metrics.json without the paths that name its run folder."""
+    values = json.loads(metrics.read_text())
+    return {k: v for k, v in values.items() if k not in ("run_dir", "model_dir")}
+
+
+def test_an_added_image_reruns_acquisition_and_what_it_feeds_with_features_from_the_cache(data, run):
+    """Stopped once fine-tuning starts: what matters here is what ran before it, and why."""
+    new = data / "horizontal" / "added.png"
+    stripes(True, 32, np.random.default_rng(99)).save(new)
+    try:
+        process = subprocess.Popen(
+            pipeline_command(data, run), stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "02_fine_tune.ipynb: runs" in line:
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+        process.wait(60)
+    finally:
+        new.unlink()
+    stdout = "".join(lines)
+    said = verdicts(stdout)
+    assert said["01_acquire_data"] == "data source: 1 added file(s)"
+    assert said["01_linear_probe"] == "manifest.csv changed"
+    assert said["02_explore_and_review"].startswith("manifest.csv changed")
+    assert re.search(r"features \S+ 96 px stretch average: \d+ cached, 1 to compute", stdout)
