@@ -31,6 +31,7 @@ bench: venv ## every benchmark under bench/, each against a baseline measured in
 	$(PY) bench/service.py --also-serve "--max-wait-ms 0.01"
 	$(PY) bench/scorer.py
 	$(PY) bench/int8.py
+	$(PY) bench/label_noise.py
 
 lint: venv ## ruff on the template's own Python (hooks, tests)
 	.venv/bin/ruff check hooks tests bench

@@ -61,13 +61,14 @@ def main() -> None:
         from solar_cell_inspection.core import onnx_io
         from solar_cell_inspection.core.config import ProbeConfig
         from solar_cell_inspection.core.images import load_batch
+        from solar_cell_inspection.modeling.onnx_export import export_onnx
         from solar_cell_inspection.modeling.pooling import featurizer
 
         probe = ProbeConfig()
         resolution, batch_size = args.resolution or probe.resolution, args.batch_size or probe.batch_size
         paths = [str(p) for p in write_jpegs(Path(tmp) / "images", 0, args.images, args.size, cores())]
         model = featurizer(probe.backbone, resolution=resolution).eval()
-        onnx_path, export_s = timed(lambda: onnx_io.export_onnx(model, Path(tmp) / "f.onnx", resolution, "features"))
+        onnx_path, export_s = timed(lambda: export_onnx(model, Path(tmp) / "f.onnx", resolution, "features"))
         session = onnx_io.session(onnx_path)
 
         def decode(batch: list[str]) -> np.ndarray:

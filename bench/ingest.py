@@ -51,13 +51,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         bake(Path(tmp))
         from solar_cell_inspection.acquisition import duplicates, sources, splits
-        from solar_cell_inspection.acquisition.manifest import (
-            MANIFEST_COLUMNS,
-            check_rows,
-            read_csv,
-            worker_count,
-            write_csv,
-        )
+        from solar_cell_inspection.acquisition.manifest import MANIFEST_COLUMNS, check_rows, worker_count, write_csv
+        from solar_cell_inspection.core.run_folder import RunFolder
 
         workers = worker_count(args.workers)
         data = Path(tmp) / "images"
@@ -74,7 +69,7 @@ def main() -> None:
         _, serial = timed(lambda: build(1, Path(tmp) / "serial.csv"))
         _, parallel = timed(lambda: build(workers, Path(tmp) / "manifest.csv"))
         memory_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        table = read_csv(Path(tmp) / "manifest.csv")
+        table = RunFolder(Path(tmp)).read_manifest(usable_only=False)
         grouped, group_seconds = timed(lambda: duplicates.group_duplicates(table, 10))
         _, split_seconds = timed(lambda: splits.assign_splits(grouped, 0.15, 0.25))
 

@@ -98,12 +98,11 @@ def compare(model_dir: Path, work: Path, calibration: list[str], compared: list[
 
 def demo_figures(demo: Path, work: Path, images: int, seconds: float) -> dict:
     """The demo's model: calibrated on its training images, compared and checked on its validation images."""
-    from solar_cell_inspection.acquisition.manifest import read_csv
     from solar_cell_inspection.core.config import DeployConfig
+    from solar_cell_inspection.core.run_folder import RunFolder
     from solar_cell_inspection.deployment.quantize import calibration_sample, validation_accuracies
 
-    manifest = read_csv(demo / "manifest.csv")
-    manifest = manifest[manifest.status == "ok"]
+    manifest = RunFolder(demo).read_manifest()
     train, val = manifest[manifest.split == "train"], manifest[manifest.split == "val"]
     calibration = calibration_sample(list(train.path), DeployConfig().calibration_images)
     figures = compare(demo / "model", work, calibration, list(val.path)[:images], seconds)

@@ -139,3 +139,24 @@ def test_int8_benchmark_compares_speed_agreement_and_the_demos_validation_accura
     assert accuracy["images"] == 16 and 0 <= accuracy["fp32"] <= 1 and 0 <= accuracy["int8"] <= 1
     assert not (demo / "model" / "model.int8.onnx").exists(), "the demo's folder is only read"
     assert_machine_named(figures)
+
+
+def test_label_noise_benchmark_finds_flipped_digits_with_both_rankers():
+    figures = run_bench(
+        "label_noise.py",
+        *("--datasets", "digits", "--per-class", "12", "--rates", "0.1", "--seeds", "0", "--resolution", "32"),
+    )
+    digits = figures["digits"]
+    assert digits["images"] == 120 and digits["classes"] == 10 and "elpv" not in figures
+    noisy = digits["by_rate"]["0.1"]
+    assert figures["baseline"] == "probability"
+    for ranker in ("probability", "cleanlab"):
+        for group in ("train_val", "test"):
+            counts = noisy[ranker][group]
+            assert 0 <= counts["found_in_top_k"] <= counts["flipped"] <= counts["images"], (ranker, group, counts)
+            assert counts["flagged_flipped"] <= min(counts["flagged"], counts["flipped"]), (ranker, group, counts)
+        flipped = noisy[ranker]["train_val"]["flipped"] + noisy[ranker]["test"]["flipped"]
+        assert flipped + noisy["flipped_left_out_by_acquisition"] == 12, "every flip is counted once"
+    found = noisy["probability"]["train_val"]["found_in_top_k"] + noisy["probability"]["test"]["found_in_top_k"]
+    assert found > 12 * 0.1 * 2, "the review finds far more flips among its top k than chance would"
+    assert_machine_named(figures)

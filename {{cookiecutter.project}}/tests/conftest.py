@@ -2,12 +2,15 @@
 in ``helpers``; tests import plain helpers from there, never from this file."""
 
 import os
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 from helpers.images import write_stripes_dataset
 from helpers.models import TINY_METADATA, build_tiny_classifier
+from helpers.pipeline import digest, pipeline_command
 from helpers.servers import running_mlflow_server
 
 from {{ cookiecutter.package }}.deployment.export import write_exported_model
@@ -38,3 +41,27 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     """A real ``mlflow server`` on 127.0.0.1 (SQLite store, artifacts served by the server); yields its URL."""
     with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tiny_images, tmp_path_factory, mlflow_server):
+    """The smoke pipeline on the tiny images, tracked on a real MLflow server: its run folder and what it printed.
+    ``pristine`` is a copy taken at once, for tests that change a run (some tests re-execute notebooks in it)."""
+    out = tmp_path_factory.mktemp("run")
+    before = digest(tiny_images)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
+    result = subprocess.run(pipeline_command(tiny_images, out), capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert digest(tiny_images) == before, "the pipeline changed the source images"
+    shutil.copytree(out, pristine(tmp_path_factory))
+    return out, result.stdout
+
+
+def pristine(tmp_path_factory) -> Path:
+    return tmp_path_factory.getbasetemp() / "pristine-smoke-run"
+
+
+@pytest.fixture
+def pristine_run(smoke_run, tmp_path_factory, tmp_path) -> Path:
+    """A copy of the finished smoke run, as it was when the pipeline ended."""
+    return Path(shutil.copytree(pristine(tmp_path_factory), tmp_path / "run"))

@@ -1,5 +1,5 @@
 """The pipeline re-runs only what changed, with real papermill runs on tiny images: every test starts from a copy
-of one finished run folder and checks which stages the next ``pipeline`` runs, and why."""
+of the finished smoke run (the notebook tests' own) and checks which stages the next ``pipeline`` runs, and why."""
 
 import json
 import os
@@ -7,7 +7,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,19 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.images import stripes
+from helpers.pipeline import pipeline_command
 
 import {{ cookiecutter.package }} as package
 from {{ cookiecutter.package }}.core.paths import project_root
 from {{ cookiecutter.package }}.core.stages import STAGES
 
 pytestmark = pytest.mark.notebooks
-SETTINGS = ["--profile", "smoke", "-p", "VAL_FRACTION", "0.3", "-p", "EPOCHS", "2", "-p", "INT8", "False"]
 LINE = re.compile(r"^\[\d+/\d+\] (?P<notebook>\S+)\.ipynb: (?P<verdict>up to date|runs \((?P<why>.*)\))$")
-
-
-def pipeline_command(data: Path, out: Path, *extra: str) -> list[str]:
-    where = ["--data-dir", str(data), "--out", str(out)]
-    return [sys.executable, "-m", package.__name__, "pipeline", *where, *SETTINGS, *extra]
 
 
 def pipeline(data: Path, out: Path, *extra: str) -> str:
@@ -65,23 +59,14 @@ def edited(path: Path, change):
         path.write_bytes(original)
 
 
-@pytest.fixture(scope="module")
-def data(tiny_images, tmp_path_factory) -> Path:
-    """This module's own copy of the images, so one test can add an image without touching the others'."""
-    return Path(shutil.copytree(tiny_images, tmp_path_factory.mktemp("incremental") / "images"))
-
-
-@pytest.fixture(scope="module")
-def finished(data, tmp_path_factory) -> tuple[Path, str]:
-    out = tmp_path_factory.mktemp("finished") / "run"
-    stdout = pipeline(data, out)
-    assert ran(stdout) == [s.name for s in STAGES]
-    return out, stdout
+@pytest.fixture
+def data(tiny_images) -> Path:
+    return tiny_images  # the smoke run's images: the same DATA_DIR, so only what a test changes differs
 
 
 @pytest.fixture
-def run(finished, tmp_path) -> Path:
-    return Path(shutil.copytree(finished[0], tmp_path / "run", symlinks=True))
+def run(pristine_run) -> Path:
+    return pristine_run
 
 
 def test_nothing_changed_runs_no_notebook(data, run):
@@ -112,7 +97,7 @@ def test_a_package_module_a_stage_imports_reruns_that_stage(data, run):
     assert verdicts(stdout)["04_compare_runs"] == "orchestration/compare.py changed"
 
 
-def test_an_evaluation_parameter_reruns_evaluation_and_what_it_feeds_only(data, run, finished):
+def test_an_evaluation_parameter_reruns_evaluation_and_what_it_feeds_only(data, run):
     stdout = pipeline(data, run, "-p", "TARGET_CLASS", "horizontal", "-p", "TARGET_RECALL", "0.9")
     assert verdicts(stdout)["03_evaluate"] == "TARGET_CLASS '' -> 'horizontal'; TARGET_RECALL 0.0 -> 0.9"
     assert ran(stdout)[0] == "03_evaluate" and set(ran(stdout)) <= {
@@ -122,10 +107,11 @@ def test_an_evaluation_parameter_reruns_evaluation_and_what_it_feeds_only(data, 
     assert json.loads((run / "metrics.json").read_text())["decision"]["class"] == "horizontal"
 
 
-def test_a_killed_run_resumes_at_the_stage_it_was_in_and_a_second_pipeline_is_refused(data, run, finished):
+def test_a_killed_run_resumes_at_the_stage_it_was_in_and_a_second_pipeline_is_refused(data, run):
     """Killed during fine-tuning; started again: acquisition, review and the probe are not run again, fine-tuning
     goes on from its last epoch, and the metrics equal those of the run that was never interrupted. Meanwhile a
     second pipeline on the same folder stops at once, naming the process that holds it."""
+    uninterrupted = comparable(run / "metrics.json")
     shutil.rmtree(run / "models" / "fine_tuned")  # as if fine-tuning had not been reached
     first = subprocess.Popen(
         pipeline_command(data, run, "--from", "02_fine_tune"), stdout=subprocess.PIPE, text=True, start_new_session=True
@@ -149,7 +135,7 @@ def test_a_killed_run_resumes_at_the_stage_it_was_in_and_a_second_pipeline_is_re
     assert [said[name] for name in before] == ["up to date"] * 3
     assert said["02_fine_tune"].startswith("interrupted last time")
     assert "1 epoch(s) done, continuing" in stdout
-    assert comparable(run / "metrics.json") == comparable(finished[0] / "metrics.json")
+    assert comparable(run / "metrics.json") == uninterrupted
 
 
 def comparable(metrics: Path) -> dict:
@@ -180,4 +166,4 @@ def test_an_added_image_reruns_acquisition_and_what_it_feeds_with_features_from_
     assert said["01_acquire_data"] == "data source: 1 added file(s)"
     assert said["01_linear_probe"] == "manifest.csv changed"
     assert said["02_explore_and_review"].startswith("manifest.csv changed")
-    assert re.search(r"features \S+ 96 px stretch average: \d+ cached, 1 to compute", stdout)
+    assert re.search(r"features \S+ 96 px crop average: \d+ cached, 1 to compute", stdout)

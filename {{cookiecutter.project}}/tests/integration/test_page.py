@@ -1,7 +1,4 @@
-"""The service's page in a real headless Chromium: upload images, read labels and bars, see refusals.
-
-The browser and its driver are Debian's (apt-get install chromium chromium-driver) unless CHROME_BINARY and
-CHROMEDRIVER name others, as the GitHub workflow does for its runner's Google Chrome and ChromeDriver."""
+"""The service's page in a real headless Chromium: upload images, read labels and bars, see refusals."""
 
 import base64
 import json
@@ -11,53 +8,14 @@ from pathlib import Path
 
 import pytest
 import requests
+from helpers.browser import chromium
 
 from {{ cookiecutter.package }}.deployment.launcher import running_service
-
-CHROMIUM = Path(os.environ.get("CHROME_BINARY") or "/usr/bin/chromium")
-CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER") or "/usr/bin/chromedriver")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-
-
-def browser_or_skip() -> None:
-    """Skip without a browser and its driver, unless REQUIRE_BROWSER=1 (CI) makes that a failure."""
-    named = {CHROMIUM: "CHROME_BINARY", CHROMEDRIVER: "CHROMEDRIVER"}
-    missing = [f"{path} ({name})" for path, name in named.items() if not path.is_file()]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium (pip install selenium)")
-    if missing:
-        reason = (
-            f"no browser for the page test: {', '.join(missing)} missing; apt-get install chromium chromium-driver, "
-            "or set CHROME_BINARY and CHROMEDRIVER to a Chrome and its ChromeDriver"
-        )
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory):
-    browser_or_skip()
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in [*FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # every request the page makes
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(str(CHROMEDRIVER)))
+    driver = chromium(tmp_path_factory.mktemp("chromium-profile"), log_requests=True)
     yield driver
     driver.quit()
 

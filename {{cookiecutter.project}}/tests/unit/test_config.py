@@ -10,8 +10,9 @@ from {{ cookiecutter.package }}.core.config import (
     from_parameters,
     parameter_names,
 )
-from {{ cookiecutter.package }}.orchestration.pipeline import PROFILES, declared_parameters, notebook_paths
-from {{ cookiecutter.package }}.orchestration.pipeline import profile_values as profile
+from {{ cookiecutter.package }}.core.profiles import PROFILES
+from {{ cookiecutter.package }}.core.profiles import profile_values as profile
+from {{ cookiecutter.package }}.orchestration.pipeline import declared_parameters, notebook_paths
 
 
 def test_unknown_backbone_lists_the_valid_ones():

@@ -3,10 +3,16 @@
 Near pairs are found without comparing every pair: split the hash into
 ``max_distance + 1`` pieces; two hashes within ``max_distance`` bits agree exactly on
 at least one piece (pigeonhole), so only hashes sharing a piece are compared.
+
+A group whose images carry different labels (one picture filed under two classes) is a conflict: one of the labels
+is wrong. ``resolve_conflicts`` applies ``CONFLICTING_LABELS`` to them before the splits are drawn, and
+``conflicting_groups`` lists them, for the data report and the review.
 """
 
 import numpy as np
 import pandas as pd
+
+from ..core.choices import CONFLICTING_LABELS
 
 BIT_COUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
@@ -86,11 +92,92 @@ def drop_duplicates(manifest: pd.DataFrame) -> pd.DataFrame:
     return manifest
 
 
-def describe(max_distance: int, dropped: bool) -> str:
+CONFLICT = "conflicting labels"  # how the reason of an image excluded for a conflict starts
+
+
+def _conflicted(manifest: pd.DataFrame, usable_only: bool) -> pd.DataFrame:
+    """The grouped rows of every duplicate group whose rows carry more than one label."""
+    grouped = manifest[manifest.dup_group != ""]
+    if usable_only:
+        grouped = grouped[grouped.status == "ok"]
+    return grouped[grouped.groupby("dup_group").label.transform("nunique") > 1]
+
+
+def _label_tally(labels: pd.Series) -> str:
+    """``cat (2), dog (1)``: most common first, then by name."""
+    counts = sorted(labels.value_counts().items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{label} ({count})" for label, count in counts)
+
+
+def resolve_conflicts(manifest: pd.DataFrame, policy: str) -> pd.DataFrame:
+    """Apply ``CONFLICTING_LABELS`` to duplicate groups whose usable images carry different labels.
+
+    ``majority`` excludes the images whose label is not the group's most common one (a tie excludes the whole
+    group), ``exclude`` the whole group, ``keep`` nothing. Run it before ``splits.assign_splits``: a group given to
+    train and test (split folders) is then resolved as a whole, and the leakage rule sees only what is kept.
+    Excluded images keep their file and their group; the reason names the conflict."""
+    if policy not in CONFLICTING_LABELS:
+        raise ValueError(f"Invalid CONFLICTING_LABELS {policy!r}. Only {', '.join(CONFLICTING_LABELS)} are supported.")
+    manifest = manifest.copy()
+    if policy == "keep":
+        return manifest
+    for group, rows in _conflicted(manifest, usable_only=True).groupby("dup_group"):
+        counts = rows.label.value_counts()
+        top = counts.index[counts == counts.max()]
+        held = f"{CONFLICT}: duplicate group {group} holds {_label_tally(rows.label)}"
+        if policy == "majority" and len(top) == 1:
+            out, reason = rows.index[rows.label != top[0]], f"{held}; only its majority label {top[0]} is kept"
+        else:
+            tie = "no label has a majority, so " if policy == "majority" else ""
+            out, reason = rows.index, f"{held}; {tie}the whole group is left out"
+        manifest.loc[out, ["status", "reason", "split"]] = ["excluded", reason, ""]
+    return manifest
+
+
+def conflicting_groups(manifest: pd.DataFrame) -> pd.DataFrame:
+    """One row per duplicate group whose images carry different labels (whatever became of them): its images, their
+    labels, and what is kept where. Empty when there is none. The data report and the review show these first."""
+    rows = _conflicted(manifest, usable_only=False)
+    columns = ["images", "labels", "kept", "excluded"]
+    if rows.empty:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="dup_group"))
+    kept = rows[rows.status == "ok"]
+    where = kept.split.where(kept.split != "", "no split")
+    kept_in = (
+        (kept.label + " in " + where)
+        .groupby(kept.dup_group)
+        .agg(lambda s: ", ".join(f"{k} ({n})" for k, n in sorted(s.value_counts().items())))
+    )
+    table = rows.groupby("dup_group").agg(
+        images=("path", "size"), labels=("label", _label_tally), excluded=("status", lambda s: int((s != "ok").sum()))
+    )
+    table["kept"] = kept_in.reindex(table.index).fillna("none")
+    return table[columns].sort_values(["images", "dup_group"], ascending=[False, True], kind="stable")
+
+
+def conflicting_images(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Every image of a conflicting group, group by group (in ``conflicting_groups`` order): for a review to show
+    side by side before anything else; relabelling or excluding one in the labels review settles its group."""
+    rows = _conflicted(manifest, usable_only=False)
+    order = {group: i for i, group in enumerate(conflicting_groups(manifest).index)}
+    columns = [c for c in ("dup_group", "path", "label", "given_split", "split", "status", "reason") if c in rows]
+    ranked = rows.assign(_order=rows.dup_group.map(order)).sort_values(["_order", "label", "path"], kind="stable")
+    return ranked[columns].reset_index(drop=True)
+
+
+def describe(max_distance: int, dropped: bool, conflicting_labels: str) -> str:
     near = (
         f"near copies have dhash (16 x 16 bits) within {max_distance} bits of each other"
         if max_distance >= 0
         else "near-copy search is off"
     )
     keep = "one image per group is kept, the others excluded" if dropped else "all images of a group are kept"
-    return f"Exact copies share a sha256; {near}. Groups are transitive and never straddle splits; {keep}."
+    conflicts = {
+        "majority": "only the images with the group's most common label are kept (a tie excludes the whole group)",
+        "exclude": "the whole group is excluded",
+        "keep": "every image is kept, whatever its label",
+    }[conflicting_labels]
+    return (
+        f"Exact copies share a sha256; {near}. Groups are transitive and never straddle splits; {keep}. "
+        f"In a group whose images carry different labels (CONFLICTING_LABELS={conflicting_labels}), {conflicts}."
+    )

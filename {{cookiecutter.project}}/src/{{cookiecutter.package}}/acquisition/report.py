@@ -8,13 +8,18 @@ import pandas as pd
 from ..core.docs import point_at_newest
 from ..core.formatting import markdown_table, relative_link
 from ..core.run_folder import RunFolder
+from .duplicates import CONFLICT, conflicting_groups, conflicting_images
 from .splits import split_counts
+
+IMAGE_COLUMNS = ["dup_group", "path", "label", "split", "status"]  # of a conflicting group's images
+ERROR_COLUMNS = ["path", "split", "label", "label_probability", "suggested_label", "flagged"]  # of the likely errors
 
 
 def write_data_report(
     run: RunFolder, acquired, manifest: pd.DataFrame, label_errors: pd.DataFrame | None = None, top: int = 20
 ) -> Path:
-    """Sources, counts per class and split, every excluded file, duplicate groups, review actions.
+    """Sources, counts per class and split, every excluded file, conflicting labels, duplicate groups (conflicting
+    ones first), review actions.
 
     ``acquired`` is 01_acquire_data's ``AcquisitionResults``."""
     excluded = manifest[manifest.status != "ok"]
@@ -22,6 +27,9 @@ def write_data_report(
     groups = grouped.groupby("dup_group").agg(
         images=("path", "size"), labels=("label", lambda s: ", ".join(sorted(set(s)))), split=("split", "first")
     )
+    conflicts = conflicting_groups(manifest)
+    groups["conflicting labels"] = conflicts["labels"].reindex(groups.index).fillna("")
+    groups = groups.sort_values("conflicting labels", key=lambda s: s == "", kind="stable")  # conflicts first
     reviewed = manifest[manifest.review != ""]
     sections = [
         f"# Data report\n\nWritten by `02_explore_and_review` on {datetime.now():%Y-%m-%d %H:%M} from `{run.root}`.",
@@ -30,6 +38,7 @@ def write_data_report(
         "## Images per class and split\n\n" + markdown_table(split_counts(manifest), index=True),
         f"![class counts]({relative_link(run.figure('class_counts'), run.data_report)})",
         "## Splits\n\n" + acquired.split_rule,
+        conflicts_section(manifest, conflicts),
         f"## Excluded files ({len(excluded)})\n\nSource files are never changed; these are only left out.\n\n"
         + markdown_table(excluded[["path", "label", "reason"]]),
         f"## Duplicate groups ({len(groups)})\n\n" + acquired.duplicate_rule + "\n\n" + markdown_table(groups, True),
@@ -39,13 +48,29 @@ def write_data_report(
     ]
     if label_errors is not None:
         sections.append(
-            f"## Likely label errors (top {top})\n\nOut-of-fold probability of the given label from a "
-            f"cross-validated linear probe; full list in `{run.label_errors.name}`. To act on one, copy its line to "
+            f"## Likely label errors (top {top})\n\nEvery split reviewed: the probability of the given label from "
+            "a linear probe that never saw it (out of fold for train and validation; for test, one probe fitted on "
+            f"train and validation only); full list in `{run.label_errors.name}`. To act on one, copy its line to "
             "the labels review file with action `relabel` (and `new_label`) or `exclude`, then re-run.\n\n"
-            + markdown_table(label_errors.head(top)[["path", "label", "label_probability", "suggested_label"]])
+            + markdown_table(label_errors.head(top)[[c for c in ERROR_COLUMNS if c in label_errors]])
         )
     path = run.data_report
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n\n".join(s for s in sections if s) + "\n", encoding="utf-8")
     point_at_newest(path)
     return path
+
+
+def conflicts_section(manifest: pd.DataFrame, conflicts: pd.DataFrame) -> str:
+    """The duplicate groups whose images carry different labels, and their images: before any other group."""
+    settled = int(manifest.reason.str.startswith(CONFLICT).sum())
+    text = (
+        f"## Conflicting labels ({len(conflicts)})\n\nDuplicate groups whose images carry different labels: one "
+        "picture filed under two classes, so one of its labels is wrong (and a copy in the test split would be scored "
+        f"wrong whatever the model says). {settled} of their images are excluded, as the duplicate rule below says. "
+        "To settle a group yourself, relabel or exclude its wrong copies in the labels review.\n\n"
+        + markdown_table(conflicts, True)
+    )
+    if conflicts.empty:
+        return text
+    return text + "\n\nTheir images:\n\n" + markdown_table(conflicting_images(manifest)[IMAGE_COLUMNS])

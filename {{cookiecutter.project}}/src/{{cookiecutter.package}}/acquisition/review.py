@@ -1,8 +1,10 @@
 """Label review: find likely label errors, and apply the corrections a person made.
 
-Likely errors are images whose given label gets a low out-of-fold probability from a
-cross-validated linear probe on pretrained features (folds never split a duplicate
-group). Corrections live in a CSV the user edits, ``labels_review.csv``:
+Every image whose label feeds a reported figure is reviewed, each by a probe that never saw its label: train and
+validation images get out-of-fold probabilities from a cross-validated linear probe on pretrained features (folds
+never split a duplicate group); test images get theirs from one probe fitted on all train and validation images, so
+no test label reaches a probe (nor, through it, any choice of model). Images are ranked by ``REVIEW_RANKER``
+(``core.choices.REVIEW_RANKERS``). Corrections live in a CSV the user edits, ``labels_review.csv``:
 
     path,action,new_label,note
     defective/cell0042.png,relabel,functional,no crack visible
@@ -19,11 +21,13 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from ..core import class_names
+from ..core.choices import REVIEW_RANKERS
 from ..core.errors import DataError
 from ..modeling.probe import make_probe
 
 ACTIONS = ("relabel", "exclude")
 REVIEW_COLUMNS = ["path", "action", "new_label", "note"]
+REVIEW_C = 0.01  # the review probe's regularization, out-of-fold and for the test split alike
 
 
 def read_review(path: Path) -> pd.DataFrame:
@@ -90,7 +94,12 @@ def _find(index: dict[str, int], path: str, source_root: Path) -> int | None:
 
 
 def out_of_fold_probabilities(
-    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, folds: int = 5, c: float = 0.01, seed: int = 0
+    features: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    folds: int = 5,
+    c: float = REVIEW_C,
+    seed: int = 0,
 ) -> tuple[np.ndarray, list[str]]:
     """P(class | image) for every image from a probe that never saw it (nor its duplicates)."""
     classes = sorted(set(labels))
@@ -105,19 +114,59 @@ def out_of_fold_probabilities(
     return probabilities, classes
 
 
-def likely_label_errors(rows: pd.DataFrame, probabilities: np.ndarray, classes: list[str]) -> pd.DataFrame:
-    """Rows ranked by the probability of their given label, lowest (most suspicious) first."""
-    given = probabilities[np.arange(len(rows)), np.searchsorted(classes, rows.label)]
+def held_out_probabilities(
+    features: np.ndarray, labels: np.ndarray, held_out: np.ndarray, c: float = REVIEW_C, seed: int = 0
+) -> tuple[np.ndarray, list[str]]:
+    """P(class | image) for the ``held_out`` images from one probe fitted on ``features`` and ``labels`` alone
+    (the same probe as out of fold): the test split judged without a single test label."""
+    classes = sorted(set(labels))
+    probe = make_probe(c, seed).fit(features, np.searchsorted(classes, labels))
+    probabilities = np.zeros((len(held_out), len(classes)))
+    if len(held_out):
+        probabilities[:, probe.classes_] = probe.predict_proba(held_out)
+    return probabilities, classes
+
+
+def likely_label_errors(
+    rows: pd.DataFrame, probabilities: np.ndarray, classes: list[str], ranker: str = REVIEW_RANKERS[0]
+) -> pd.DataFrame:
+    """Rows ranked by ``ranker``, the likeliest label errors first; ``flagged`` marks the ones it calls errors.
+
+    ``probability``: by the probability of the given label, lowest first; flagged where the probe's likeliest
+    class is another. ``cleanlab``: the label issues cleanlab's confident learning finds (per-class thresholds,
+    noise rates estimated from the data; the test split on its own, so no test label moves a train or validation
+    image) first, then the rest, each part by the given label's probability. A label the probe does not know (a
+    class only the test split holds) has probability 0 and is flagged."""
+    if ranker not in REVIEW_RANKERS:
+        raise ValueError(f"Invalid ranker {ranker!r}. Only {', '.join(REVIEW_RANKERS)} are supported.")
+    known = rows.label.isin(classes).to_numpy()
+    y = np.searchsorted(classes, rows.label).clip(max=len(classes) - 1)
+    given = np.where(known, probabilities[np.arange(len(rows)), y], 0.0)
+    flagged = ~known
+    if ranker == "cleanlab":
+        from cleanlab.filter import find_label_issues
+
+        test = (rows.split == "test").to_numpy() if "split" in rows else np.zeros(len(rows), bool)
+        for pool in (known & ~test, known & test):  # apart: no test label moves a train or validation image
+            if len(set(y[pool])) > 1:
+                flagged[pool] = find_label_issues(y[pool], probabilities[pool], n_jobs=1)
+            else:  # cleanlab needs two classes: a pool of one is flagged where the probe's likeliest class is another
+                flagged[pool] = probabilities[pool].argmax(1) != y[pool]
+    else:
+        flagged |= probabilities.argmax(1) != y
     table = pd.DataFrame(
         {
             "path": rows.path.to_numpy(),
+            "split": rows.split.to_numpy() if "split" in rows else "",
             "label": rows.label.to_numpy(),
             "label_probability": given.round(4),
             "suggested_label": np.asarray(classes)[probabilities.argmax(1)],
             "suggested_probability": probabilities.max(1).round(4),
+            "flagged": flagged,
             "action": "",
             "new_label": "",
             "note": "",
         }
     )
-    return table.sort_values("label_probability", kind="stable").reset_index(drop=True)
+    order = np.lexsort((given, ~flagged)) if ranker == "cleanlab" else np.argsort(given, kind="stable")
+    return table.iloc[order].reset_index(drop=True)

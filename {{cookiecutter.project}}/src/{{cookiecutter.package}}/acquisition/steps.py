@@ -5,6 +5,7 @@
 calls ``find_label_errors`` and ``review_data``. Each takes its config and the run folder.
 """
 
+import numpy as np
 import pandas as pd
 
 from ..core.config import DataConfig, ReviewConfig
@@ -48,14 +49,21 @@ def apply_label_review(cfg: DataConfig, scan: pd.DataFrame, source: sources.Sour
 
 
 def group_and_split(cfg: DataConfig, run: RunFolder, manifest: pd.DataFrame) -> pd.DataFrame:
-    """Duplicate groups found, splits drawn (a group never straddles two), the manifest written."""
+    """Duplicate groups found, conflicting labels settled, splits drawn (a group never straddles two), the manifest
+    written. Conflicts are settled before the splits, so a group given to both train and test is settled whole."""
     manifest = duplicates.group_duplicates(manifest, cfg.duplicate_distance)
+    manifest = duplicates.resolve_conflicts(manifest, cfg.conflicting_labels)
     manifest = splits.assign_splits(manifest, cfg.val_fraction, cfg.test_fraction, cfg.seed)
     if cfg.drop_duplicates:
         manifest = duplicates.drop_duplicates(manifest)
     manifest[MANIFEST_COLUMNS].to_csv(run.manifest, index=False)
     grouped = manifest[manifest.dup_count > 1]
-    print(f"{grouped.dup_group.nunique()} duplicate group(s) holding {len(grouped)} images")
+    conflicts = len(duplicates.conflicting_groups(manifest))
+    settled = int(manifest.reason.str.startswith(duplicates.CONFLICT).sum())
+    print(
+        f"{grouped.dup_group.nunique()} duplicate group(s) holding {len(grouped)} images; {conflicts} with "
+        f"conflicting labels ({settled} image(s) excluded, CONFLICTING_LABELS={cfg.conflicting_labels})"
+    )
     return manifest
 
 
@@ -74,7 +82,8 @@ def summarize(cfg: DataConfig, run: RunFolder, source: sources.Source, manifest:
         n_reviewed=int((manifest.review != "").sum()),
         labels_review=str(resolve(cfg.labels_review)),
         split_rule=splits.describe(manifest, cfg.val_fraction, cfg.test_fraction, cfg.seed),
-        duplicate_rule=duplicates.describe(cfg.duplicate_distance, cfg.drop_duplicates),
+        duplicate_rule=duplicates.describe(cfg.duplicate_distance, cfg.drop_duplicates, cfg.conflicting_labels),
+        conflicting_groups=len(duplicates.conflicting_groups(manifest)),
     )
     run.save(results)
     tracker = Tracker(run)
@@ -95,17 +104,24 @@ def acquire(cfg: DataConfig, run: RunFolder) -> AcquisitionResults:
 
 
 def find_label_errors(cfg: ReviewConfig, run: RunFolder, manifest: pd.DataFrame) -> pd.DataFrame:
-    """Train and validation images ranked by how little a cross-validated probe believes their label.
+    """Every image of every split ranked by how little a probe that never saw its label believes it.
 
-    Test images are left out: looking at them would let the test split shape the data."""
+    Train and validation images get out-of-fold probabilities from a cross-validated probe. Test images are
+    reviewed too (a wrong test label corrupts the headline figure), each by one probe fitted on all train and
+    validation images: no test label reaches a probe, so nothing about the test split shapes the model."""
     from ..modeling.features import featurize_rows  # torch: only when the review runs
 
-    reviewable = manifest[manifest.split.isin(["train", "val"])].reset_index(drop=True)
-    x = featurize_rows(reviewable, cfg, run.work)
-    probabilities, classes = review.out_of_fold_probabilities(
-        x, reviewable.label.to_numpy(), reviewable.dup_group.to_numpy(), folds=cfg.folds
+    rows = manifest[manifest.split.isin(["train", "val", "test"])].reset_index(drop=True)
+    x = featurize_rows(rows, cfg, run.work)
+    fit = rows.split.isin(["train", "val"]).to_numpy()
+    labels = rows.label.to_numpy()
+    fitted, classes = review.out_of_fold_probabilities(
+        x[fit], labels[fit], rows.dup_group.to_numpy()[fit], folds=cfg.folds
     )
-    label_errors = review.likely_label_errors(reviewable, probabilities, classes)
+    probabilities = np.zeros((len(rows), len(classes)))
+    probabilities[fit] = fitted
+    probabilities[~fit] = review.held_out_probabilities(x[fit], labels[fit], x[~fit])[0]
+    label_errors = review.likely_label_errors(rows, probabilities, classes, cfg.ranker)
     label_errors.to_csv(run.label_errors, index=False)
     return label_errors
 
@@ -115,7 +131,6 @@ def review_data(cfg: ReviewConfig, run: RunFolder, label_errors: pd.DataFrame | 
     everything = run.read_manifest(usable_only=False)
     manifest = everything[everything.status == "ok"]
     report = write_data_report(run, run.load(AcquisitionResults), everything, label_errors, top=cfg.top)
-    print(f"wrote {report}")
     errors = label_errors if label_errors is not None else pd.DataFrame(columns=["path"])
     results = ReviewResults(
         class_counts=manifest.label.value_counts().to_dict(),

@@ -31,6 +31,14 @@ DEFAULT_RESIZE = "stretch"  # measured: ties crop and beats pad on natural photo
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "constant")
 CLASS_WEIGHTS = ("none", "balanced")
+# How the label review ranks images (``acquisition.review.likely_label_errors``): ``probability`` by the given label's
+# held-out probability, lowest first; ``cleanlab`` puts the issues cleanlab's confident learning finds first.
+REVIEW_RANKERS = ("probability", "cleanlab")
+# A duplicate group whose images carry different labels (one picture filed under two classes): ``majority`` keeps
+# the images with the group's most common label and excludes the others (a tie excludes the whole group), ``exclude``
+# excludes the whole group, ``keep`` keeps every image. The default is majority: one of two contradicting labels is
+# wrong, and a copy left in the test split under it is scored wrong whatever the model says.
+CONFLICTING_LABELS = ("majority", "exclude", "keep")
 
 # One image-size limit for every image the project reads: acquisition (training data), the batch scorer and
 # the service. Sizes are read from the header, before any decoding.

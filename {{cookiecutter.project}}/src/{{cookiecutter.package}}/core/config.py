@@ -16,6 +16,7 @@ from .choices import (
     BACKBONES,
     CLASS_WEIGHTS,
     CLASSIFIERS,
+    CONFLICTING_LABELS,
     DEFAULT_RESIZE,
     FLIPS,
     HASH_SIZE,
@@ -23,6 +24,7 @@ from .choices import (
     OPTIMIZERS,
     POOLING_CHOICES,
     RESIZES,
+    REVIEW_RANKERS,
     SCHEDULES,
     WEIGHTS,
 )
@@ -95,6 +97,9 @@ class DataConfig:
     max_per_class: int = 0  # 0 keeps every image
     duplicate_distance: int = 10  # dhash bits (of 256); -1 keeps exact copies only
     drop_duplicates: bool = False
+    # copies filed under different labels: one label is wrong, and a copy in test is scored wrong whatever the model
+    # says, so only the group's majority label is kept (a tie excludes the group); see choices.CONFLICTING_LABELS
+    conflicting_labels: str = "majority"
     max_pixels: int = MAX_PIXELS
     workers: int = 0  # 0 = one per CPU core
 
@@ -120,6 +125,7 @@ class DataConfig:
             )
         if not isinstance(self.drop_duplicates, bool):
             raise ConfigError(f"DROP_DUPLICATES={self.drop_duplicates!r} must be True or False.")
+        _check_choice("CONFLICTING_LABELS", self.conflicting_labels, CONFLICTING_LABELS)
         if self.max_pixels < 1:
             raise ConfigError(f"MAX_PIXELS={self.max_pixels} must be a positive number of pixels.")
         if self.workers < 0:
@@ -229,6 +235,7 @@ class ReviewConfig:
     resize: str = DEFAULT_RESIZE
     batch_size: int = 32
     folds: int = 5  # cross-validation folds of the label-review probe
+    ranker: str = "probability"  # how the review ranks images; see choices.REVIEW_RANKERS
     top: int = 20  # likely label errors listed in the report
     samples_per_class: int = 6  # images shown per class in the grid
     feature_cache: str = "data/interim/features"  # shared with the linear probe
@@ -242,6 +249,7 @@ class ReviewConfig:
             raise ConfigError(f"BATCH_SIZE={self.batch_size} must be at least 1.")
         if self.folds < 2:
             raise ConfigError(f"REVIEW_FOLDS={self.folds} must be at least 2.")
+        _check_choice("REVIEW_RANKER", self.ranker, REVIEW_RANKERS)
         if self.top < 1 or self.samples_per_class < 1:
             raise ConfigError("REVIEW_TOP and SAMPLES_PER_CLASS must be at least 1.")
 
@@ -310,7 +318,12 @@ def data_defaults(sample: str) -> dict[str, object]:
 # Fields whose notebook parameter is not simply the field's name in capitals.
 RENAMED: dict[type, dict[str, str]] = {
     FineTuneConfig: {"weights": "BACKBONE_WEIGHTS", "resolution": "FINE_TUNE_RESOLUTION"},
-    ReviewConfig: {"weights": "BACKBONE_WEIGHTS", "folds": "REVIEW_FOLDS", "top": "REVIEW_TOP"},
+    ReviewConfig: {
+        "weights": "BACKBONE_WEIGHTS",
+        "folds": "REVIEW_FOLDS",
+        "ranker": "REVIEW_RANKER",
+        "top": "REVIEW_TOP",
+    },
     ProbeConfig: {"weights": "BACKBONE_WEIGHTS"},
 }
 

@@ -110,15 +110,26 @@ def _tags(cell: dict) -> list[str]:
 def package_modules(notebook: Path) -> dict[str, str]:
     """Every module of this package the notebook's code imports, directly or through other modules (imports
     inside functions included), with the digest of its source, by its path in the package."""
-    import grimp
-
     package = PACKAGE_DIR.name
-    graph = grimp.build_graph(package, cache_dir=None)
+    graph = _import_graph()
     imported = {m for m in _imports(notebook) if m.startswith(f"{package}.") or m == package}
     imported = {_known(graph, m) for m in imported} - {None}
     every = set(imported).union(*(graph.find_upstream_modules(m) for m in imported))
     files = {_source(m, package) for m in every if m == package or m.startswith(f"{package}.")}
     return {f.relative_to(PACKAGE_DIR).as_posix(): _sha256(f) for f in sorted(files) if f.is_file()}
+
+
+_GRAPH: dict[str, object] = {}
+
+
+def _import_graph():
+    """The package's import graph (grimp), built again only when one of its files changed since."""
+    import grimp
+
+    stamp = tuple((str(p), p.stat().st_mtime_ns) for p in sorted(PACKAGE_DIR.rglob("*.py")))
+    if _GRAPH.get("stamp") != stamp:
+        _GRAPH.update(stamp=stamp, graph=grimp.build_graph(PACKAGE_DIR.name, cache_dir=None))
+    return _GRAPH["graph"]
 
 
 def _imports(notebook: Path) -> set[str]:

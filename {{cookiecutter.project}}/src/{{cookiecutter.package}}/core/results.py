@@ -24,6 +24,7 @@ class AcquisitionResults:
     labels_review: str
     split_rule: str
     duplicate_rule: str
+    conflicting_groups: int = 0  # duplicate groups whose images carry different labels (CONFLICTING_LABELS)
 
 
 @dataclass

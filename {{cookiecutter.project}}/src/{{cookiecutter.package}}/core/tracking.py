@@ -8,6 +8,7 @@ kernel (JupyterLab or papermill), log into the same MLflow run. The store is a S
 
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import time
@@ -69,6 +70,9 @@ class Tracker:
 
     def __init__(self, run) -> None:
         from mlflow import MlflowClient
+
+        # A new store's set-up is logged at INFO on stderr, in whichever notebook first tracks: not news.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
         self.run, self.uri = run, tracking_uri()
         check_reachable(self.uri)

@@ -6,6 +6,7 @@ export, score and serve the same way.
 
 import json
 import tempfile
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +122,21 @@ def predict_paths(
         with torch.inference_mode():
             run = lambda images: model(torch.from_numpy(images).cuda()).float().cpu().numpy()  # noqa: E731
             return np.concatenate([run(load_batch(b, resolution, resize)) for b in tqdm(chunks, desc="scoring")])
-    with tempfile.TemporaryDirectory(prefix="predict-") as tmp:
-        session = onnx_io.session(export_onnx(model, Path(tmp) / "model.onnx", resolution, "probabilities"))
-        out = [onnx_io.run(session, load_batch(b, resolution, resize)) for b in tqdm(chunks, desc="scoring")]
+    session = _onnx_session(model, resolution)
+    out = [onnx_io.run(session, load_batch(b, resolution, resize)) for b in tqdm(chunks, desc="scoring")]
     return np.concatenate(out)
+
+
+_SESSIONS: "weakref.WeakKeyDictionary[ImageClassifier, dict]" = weakref.WeakKeyDictionary()
+
+
+def _onnx_session(model: ImageClassifier, resolution: int):
+    """The model exported to ONNX once, and its session reused while the model stays as it is (the same weights,
+    views and resolution): evaluation scores validation, test and every candidate without exporting again."""
+    state = (resolution, model.tta, tuple(p._version for p in model.parameters()))
+    cached = _SESSIONS.get(model)
+    if cached is None or cached["state"] != state:
+        with tempfile.TemporaryDirectory(prefix="predict-") as tmp:  # the session holds the model once loaded
+            session = onnx_io.session(export_onnx(model, Path(tmp) / "model.onnx", resolution, "probabilities"))
+        cached = _SESSIONS[model] = {"state": state, "session": session}
+    return cached["session"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..core import config
 from ..core.errors import ConfigError, DataError, TrackingError
-from .pipeline import PROFILES
+from ..core.profiles import PROFILES
 
 
 def _acquire(cfg, run):

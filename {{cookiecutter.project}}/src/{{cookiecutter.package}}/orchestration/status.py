@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.paths import resolve, write_atomically
+from ..core.profiles import profile_values
 from ..core.run_folder import RunFolder
 from ..core.stages import STAGES, edges, mermaid
 from .staleness import Verdict, judge
@@ -36,8 +37,6 @@ def newest_run(root: Path | None = None) -> Path:
 
 def last_values(run: RunFolder) -> dict[str, object]:
     """The parameters the last ``pipeline`` here ran with (its profile, ``-p`` values, data); none after JupyterLab."""
-    from .pipeline import profile_values
-
     try:
         settings = json.loads(run.pipeline_settings.read_text())
     except (OSError, ValueError):

@@ -25,7 +25,7 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a widget in a notebook, a text bar in a terminal
 
 from ...core import tables
 from ...core.batching import batches
