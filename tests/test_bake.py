@@ -42,6 +42,7 @@ COMMON = {
     "tests/helpers/images.py",
     "tests/helpers/imports.py",
     "tests/helpers/browser.py",
+    "tests/helpers/pipeline.py",
     "tests/helpers/manifests.py",
     "tests/helpers/models.py",
     "tests/helpers/predictions.py",
@@ -90,14 +91,16 @@ MODULES = set(
     __init__.py __main__.py
     core/__init__.py core/batching.py core/choices.py core/class_names.py core/config.py core/cpu.py core/decision.py
     core/docs.py core/errors.py core/fingerprints.py core/formatting.py core/images.py core/onnx_io.py core/paths.py
-    core/plots.py core/results.py core/run_folder.py core/stage_records.py core/stages.py core/tables.py
+    core/plots.py core/profiles.py core/results.py core/run_folder.py core/stage_records.py core/stages.py
+    core/tables.py
     core/tracking.py
     acquisition/__init__.py acquisition/checks.py acquisition/download.py acquisition/duplicates.py
-    acquisition/manifest.py acquisition/report.py acquisition/review.py acquisition/samples/__init__.py
+    acquisition/manifest.py acquisition/report.py acquisition/review.py acquisition/label_review.py
+    acquisition/review_widget.py acquisition/samples/__init__.py
     acquisition/sources.py acquisition/splits.py acquisition/steps.py
     modeling/__init__.py modeling/augment.py modeling/backbones.py modeling/calibration.py modeling/distributed.py
     modeling/evaluate.py modeling/explain.py modeling/features.py modeling/figures.py modeling/model.py
-    modeling/onnx_export.py modeling/pooling.py modeling/probe.py modeling/report.py
+    modeling/onnx_export.py modeling/pooling.py modeling/probe.py modeling/report.py modeling/results_browser.py
     modeling/steps.py modeling/threshold.py modeling/train.py
     deployment/__init__.py deployment/export.py deployment/launcher.py deployment/predict.py deployment/quantize.py
     deployment/registry.py deployment/report.py deployment/steps.py

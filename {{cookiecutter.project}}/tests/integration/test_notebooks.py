@@ -70,9 +70,9 @@ def test_each_notebook_recorded_its_results(smoke_run):
     assert results["02_batch_score"]["n_scored"] == json.loads((out / "metrics.json").read_text())["n_test"]
     assert results["03_web_service"]["prediction"]["label"] in ("horizontal", "vertical")
     assert results["02_fine_tune"]["best_epoch"] in (1, 2)
-    assert results["02_explore_and_review"]["n_reviewed_by_probe"] == results["01_acquire_data"]["split_counts"].get(
-        "train", 0
-    ) + results["01_acquire_data"]["split_counts"].get("val", 0)
+    split_counts = results["01_acquire_data"]["split_counts"]
+    assert results["02_explore_and_review"]["n_reviewed_by_probe"] == sum(split_counts.values()), "every split"
+    assert set(split_counts) == {"train", "val", "test"}
     assert (out / "docs" / "data_report.md").is_file() and (out / "label_errors.csv").is_file()
     run = RunFolder(out)
     for figure in [name for names in FIGURES.values() for name in names]:

@@ -17,6 +17,7 @@ import pandas as pd
 from ..core.paths import write_atomically
 from ..core.results import AcquisitionResults
 from ..core.run_folder import RunFolder
+from . import duplicates
 from .review import REVIEW_COLUMNS, read_review
 
 CONFLICT = "its duplicates carry other labels"
@@ -109,16 +110,14 @@ def _csv(rows: list[dict]) -> str:
 
 
 def _conflicts(manifest: pd.DataFrame, names: dict[str, str]) -> list[Candidate]:
-    """Members of duplicate groups whose copies carry more than one label (excluded ones too: a person decides)."""
-    grouped = manifest[manifest.dup_count > 1]
+    """Every image of a duplicate group whose copies carry more than one label, group by group (excluded ones
+    too: the policy settled them for this run; a person settles them for good)."""
     found = []
-    for _, group in grouped.groupby("dup_group", sort=True):
-        labels = group.label.value_counts()
-        if len(labels) < 2:
-            continue
+    for group, rows in duplicates.conflicting_images(manifest).groupby("dup_group", sort=False):
+        labels = rows.label.value_counts()
         others = ", ".join(f"{count} x {label}" for label, count in labels.items())
-        for row in group.itertuples():
-            reason = f"{CONFLICT} (group {row.dup_group}: {others})"
+        for row in rows.itertuples():
+            reason = f"{CONFLICT} (group {group}: {others})"
             found.append(Candidate(row.path, names[row.path], row.label, row.split, reason, labels.index[0]))
     return found
 

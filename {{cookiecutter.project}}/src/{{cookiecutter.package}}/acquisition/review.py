@@ -163,6 +163,7 @@ def likely_label_errors(
             "suggested_label": np.asarray(classes)[probabilities.argmax(1)],
             "suggested_probability": probabilities.max(1).round(4),
             "flagged": flagged,
+            **{f"p_{name}": probabilities[:, k].round(4) for k, name in enumerate(classes)},  # what the widget shows
             "action": "",
             "new_label": "",
             "note": "",

@@ -71,8 +71,9 @@ class Tracker:
     def __init__(self, run) -> None:
         from mlflow import MlflowClient
 
-        # A new store's set-up is logged at INFO on stderr, in whichever notebook first tracks: not news.
-        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+        # The store's routine (setting up a new database, waiting for a registered version) is logged at INFO on
+        # stderr, in whichever notebook does it: not news. Warnings and errors still show.
+        logging.getLogger("mlflow.store").setLevel(logging.WARNING)
 
         self.run, self.uri = run, tracking_uri()
         check_reachable(self.uri)

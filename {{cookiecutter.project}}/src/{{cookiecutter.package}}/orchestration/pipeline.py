@@ -29,6 +29,7 @@ from .staleness import Verdict, judge, parts_now
 NOTEBOOKS = tuple(stage.notebook for stage in STAGES)  # the graph's order: core.stages declares it once
 HEADLINE = ("test_accuracy", "test_auc", "val_accuracy")
 
+
 class PipelineError(RuntimeError):
     """A notebook failed; the message names it and its executed copy."""
 
