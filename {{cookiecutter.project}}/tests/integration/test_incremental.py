@@ -7,6 +7,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from {{ cookiecutter.package }}.core.paths import project_root
 from {{ cookiecutter.package }}.core.stages import STAGES
 
 pytestmark = pytest.mark.notebooks
+STATES = ("up to date", "never run", "stale", "failed", "interrupted")
 LINE = re.compile(r"^\[\d+/\d+\] (?P<notebook>\S+)\.ipynb: (?P<verdict>up to date|runs \((?P<why>.*)\))$")
 
 
@@ -74,6 +76,24 @@ def test_nothing_changed_runs_no_notebook(data, run):
     stdout = pipeline(data, run)
     assert verdicts(stdout) == {s.name: "up to date" for s in STAGES}
     assert snapshot(run / "notebooks") == before, "an executed notebook was written again"
+    assert states(run) == {s.name: "up to date" for s in STAGES}
+
+
+def states(run: Path, *extra: str) -> dict[str, str]:
+    """Each stage's state as ``status`` prints it."""
+    command = [sys.executable, "-m", package.__name__, "status", "--run-dir", str(run), *extra]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    found = {}
+    for line in result.stdout.splitlines():
+        name, _, rest = line.partition(" ")
+        if name in {stage.name for stage in STAGES}:  # --graph adds the pictures' paths below the table
+            found[name] = next(state for state in STATES if rest.strip().startswith(state))
+    return found
+
+
+def test_status_on_a_fresh_project_folder(tmp_path):
+    assert states(tmp_path / "nothing-here-yet") == {s.name: "never run" for s in STAGES}
+    assert not (tmp_path / "nothing-here-yet").exists(), "status writes nothing without --graph"
 
 
 def test_a_markdown_cell_changes_nothing_and_a_code_cell_reruns_its_stage(data, run):
@@ -108,13 +128,17 @@ def test_an_evaluation_parameter_reruns_evaluation_and_what_it_feeds_only(data, 
     assert json.loads((run / "metrics.json").read_text())["decision"]["class"] == "horizontal"
 
 
-def run_until(command: list[str], marker: str) -> str:
-    """Run a pipeline until a line holding ``marker``, then kill it and its kernels; what it printed."""
+def run_until(command: list[str], marker: str, ready=lambda: True) -> str:
+    """Run a pipeline until a line holding ``marker`` (and ``ready()``), then kill it and its kernels; what it
+    printed."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
     lines = []
     for line in process.stdout:
         lines.append(line)
         if marker in line:
+            deadline = time.monotonic() + 120
+            while not ready() and time.monotonic() < deadline:
+                time.sleep(0.05)
             os.killpg(process.pid, signal.SIGKILL)
             break
     process.wait(60)
@@ -127,7 +151,12 @@ def test_a_killed_run_resumes_at_the_stage_it_was_in_and_a_second_pipeline_is_re
     second pipeline on the same folder stops at once, naming the process that holds it."""
     uninterrupted = comparable(run / "metrics.json")
     shutil.rmtree(run / "models" / "fine_tuned")  # as if fine-tuning had not been reached
-    run_until(pipeline_command(data, run, "--from", "02_fine_tune"), "epoch 1/2")  # killed, kernel too
+    checkpoint = run / "models" / "fine_tuned" / "last.pt"  # written just after the epoch's line
+    run_until(pipeline_command(data, run, "--from", "02_fine_tune"), "epoch 1/2", checkpoint.is_file)  # kernel too
+    half = states(run, "--graph")  # the run as the kill left it
+    assert half["01_linear_probe"] == "up to date" and half["02_fine_tune"] == "interrupted"
+    assert (run / "stages" / "graph.png").stat().st_size > 10_000
+    assert "02_fine_tune<br/>interrupted" in (run / "stages" / "graph.mmd").read_text()
     again = subprocess.Popen(pipeline_command(data, run), stdout=subprocess.PIPE, text=True)
     lines = [again.stdout.readline()]  # the first stage's verdict: it holds the lock by now
     started = time.monotonic()
