@@ -28,6 +28,7 @@ from {{ cookiecutter.package }}.modeling.train import (
     fit,
     make_optimizer,
     make_schedule,
+    training_data_digest,
 )
 
 PACKAGE = "{{ cookiecutter.package }}"
@@ -245,3 +246,19 @@ def test_a_model_folder_lacking_its_settings_is_refused_not_misused(tmp_path):
 def test_alexnet_pooling_matrices_are_rebuilt_not_saved():
     keys = get_backbone("alexnet", weights="none", resolution=96).state_dict()
     assert not any(key.startswith("net.avgpool") for key in keys)
+
+
+def test_fine_tuning_starts_afresh_when_its_images_changed(tmp_path, tiny_images):
+    """Resuming is for the same settings on the same images: a checkpoint trained before an image was added (or
+    relabelled) is not taken as done."""
+    manifest = build_manifest(tiny_images)
+    cfg = FineTuneConfig(resolution=32, epochs=1, batch_size=8, freeze_blocks=0, seed=0)
+    fine_tune(manifest, cfg, tmp_path)
+    assert len(fine_tune(manifest, cfg, tmp_path).rows) == 1  # the same images: done, nothing trained again
+    relabelled = manifest.copy()
+    first = relabelled.index[relabelled.split == "train"][0]
+    relabelled.loc[first, "label"] = "vertical" if relabelled.loc[first, "label"] == "horizontal" else "horizontal"
+    assert training_data_digest(relabelled) != training_data_digest(manifest)
+    history = fine_tune(relabelled, cfg, tmp_path)
+    saved = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert json.loads(saved["config"])["data"] == training_data_digest(relabelled) and len(history.rows) == 1

@@ -4,6 +4,7 @@ Flat, small functions: ``build_loaders``, ``train_one_epoch``, ``evaluate``, ``f
 On CUDA it uses mixed precision and channels_last; on CPU a seed makes runs repeatable.
 """
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -288,9 +289,18 @@ def fine_tune(manifest: pd.DataFrame, cfg, out_dir: Path, sample: str = "") -> H
         "classes": classes,
         "classifier": "fine_tuned",
         "settings": vars(cfg),
+        "data": training_data_digest(manifest),  # a checkpoint resumes only on the images it was trained on
     }
     weight = class_weights(train_labels, len(classes), cfg.class_weights)
     return fit(model, (train_loader, val_loader), cfg, out_dir, config, weight)
+
+
+def training_data_digest(manifest: pd.DataFrame) -> str:
+    """The training and validation images (content, label, split), as one digest: ``resume`` must not go on
+    from a checkpoint trained on other images (an image added, removed or relabelled starts training afresh)."""
+    rows = manifest[manifest.split.isin(["train", "val"])].sort_values("path")
+    text = "\n".join(f"{r.sha256},{r.label},{r.split}" for r in rows.itertuples())
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def add_test_time_augmentation(checkpoint: Path, manifest: pd.DataFrame, tta: str) -> dict:
