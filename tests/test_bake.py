@@ -45,6 +45,7 @@ COMMON = {
     "tests/helpers/pipeline.py",
     "tests/helpers/manifests.py",
     "tests/helpers/models.py",
+    "tests/helpers/parallel.py",
     "tests/helpers/predictions.py",
     "tests/helpers/servers.py",
     "tests/integration/test_acquisition_pipeline.py",

@@ -1,6 +1,7 @@
 """The baked projects' own test suites, run inside them: the default bake runs all of its suite; the other
 dataset bakes run what differs between bakes (tests marked ``bake``: their sample, their parameters cells and
-configs), since everything else is the same code on the same test images."""
+configs), since everything else is the same code on the same test images. The whole suite runs as the baked
+``make test`` runs it, on pytest-xdist workers."""
 
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from .helpers import bake, installed_editable
 
 
 @pytest.mark.parametrize(
-    ("dataset", "selection"), [("elpv", []), ("digits", ["-m", "bake"]), ("folder", ["-m", "bake"])]
+    ("dataset", "selection"),
+    [("elpv", ["-n", "auto", "--maxprocesses", "4"]), ("digits", ["-m", "bake"]), ("folder", ["-m", "bake"])],
 )
 def test_baked_project_passes_its_own_tests(tmp_path, dataset, selection):
     project = bake(tmp_path, project=f"probe-{dataset}", dataset=dataset)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from helpers.images import write_stripes_dataset
 from helpers.models import TINY_METADATA, build_tiny_classifier
+from helpers.parallel import SMOKE_RUN, scheduler, unit_of_work
 from helpers.pipeline import digest, pipeline_command
 from helpers.servers import running_mlflow_server
 
@@ -18,6 +19,16 @@ from {{ cookiecutter.package }}.modeling.model import ImageClassifier
 
 # Tests track into a store of their own, never the project's mlruns.db; subprocesses inherit it.
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tempfile.mkdtemp(prefix='test-mlruns-')}/mlruns.db"
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: called only when the tests run on workers (-n)
+def pytest_xdist_make_scheduler(config, log):
+    return scheduler(config, log)
+
+
+def pytest_collection_modifyitems(items):
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker's collection, handed out in this order: the smoke run first
+        items.sort(key=lambda item: unit_of_work(item.nodeid) != SMOKE_RUN)  # stable: each file keeps its order
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,14 @@ SMOKE = [
 
 
 def pipeline_command(data: Path, out: Path, *extra: str) -> list[str]:
-    where = ["--data-dir", str(data), "--out", str(out)]
+    """The smoke pipeline on ``data``; its feature cache beside ``data``, never the project's own, so a run of the
+    tests starts from what this session computed (the same cache for every run on ``data``)."""
+    where = ["--data-dir", str(data), "--out", str(out), "-p", "FEATURE_CACHE", str(feature_cache(data))]
     return [sys.executable, "-m", package.__name__, "pipeline", *where, *SMOKE, *extra]
+
+
+def feature_cache(data: Path) -> Path:
+    return data.parent / f"{data.name}-features"
 
 
 def digest(folder: Path) -> dict[str, str]:

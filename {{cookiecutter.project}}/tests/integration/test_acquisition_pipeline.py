@@ -31,7 +31,7 @@ def messy_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     for command in (
         ["acquire", "-p", "DATA_DIR", str(data), "-p", "LABELS_REVIEW", str(review_file)],
-        ["review", "-p", "RESOLUTION", "96"],
+        ["review", "-p", "RESOLUTION", "96", "-p", "FEATURE_CACHE", str(out / "features")],  # not the project's
     ):
         command = [sys.executable, "-m", PACKAGE, command[0], "--run-dir", str(out), *command[1:]]
         result = subprocess.run(command, capture_output=True, text=True, timeout=900)

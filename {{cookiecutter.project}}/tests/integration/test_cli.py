@@ -14,6 +14,11 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
 
 
+def own_cache(folder) -> list[str]:
+    """The parameter that keeps a run's features in ``folder``, not in the project's feature cache."""
+    return ["-p", "FEATURE_CACHE", str(folder / "features")]
+
+
 def test_unknown_parameter_lists_the_valid_ones(tiny_images, tmp_path):
     result = run_cli("pipeline", "--data-dir", str(tiny_images), "--out", str(tmp_path), "-p", "LERNING_RATE", "1")
     assert result.returncode == 2
@@ -49,15 +54,16 @@ def test_score_with_a_missing_model_says_what_to_pass(tmp_path, tiny_images):
 
 
 @pytest.mark.slow
-def test_one_command_per_stage_runs_what_the_notebooks_run(tiny_images, tmp_path):
-    """acquire, probe, train, evaluate, export on one run folder, then score with the exported model."""
+def test_one_command_per_stage_runs_what_the_notebooks_run_and_a_recall_target_travels_to_score(tiny_images, tmp_path):
+    """acquire, probe, train, evaluate (a threshold for a target recall, chosen on validation), export on one run
+    folder, then score with the exported model: the threshold decides its predictions."""
     run = tmp_path / "run"
     small = ["-p", "BATCH_SIZE", "8"]
     for stage, *parameters in (
         ["acquire", "-p", "DATA_DIR", str(tiny_images), "-p", "VAL_FRACTION", "0.3", "-p", "WORKERS", "1"],
-        ["probe", "-p", "RESOLUTION", "64", *small],
+        ["probe", "-p", "RESOLUTION", "64", *small, *own_cache(tmp_path)],
         ["train", "-p", "FINE_TUNE_RESOLUTION", "32", "-p", "EPOCHS", "1", *small],
-        ["evaluate"],
+        ["evaluate", "-p", "TARGET_CLASS", "vertical", "-p", "TARGET_RECALL", "1.0"],
         ["export", "-p", "CHECK_IMAGES", "2"],
     ):
         result = run_cli(stage, "--run-dir", str(run), *parameters)
@@ -66,10 +72,16 @@ def test_one_command_per_stage_runs_what_the_notebooks_run(tiny_images, tmp_path
     assert set(metrics["candidates"]) == {"linear_probe", "fine_tuned"} and metrics["resolution"] in (64, 32)
     fine_tuned = json.loads((run / "results" / "02_fine_tune.json").read_text())
     assert (fine_tuned["flips"], fine_tuned["augment_strength"]) == ("horizontal", 1.0), "auto, for own images"
-    result = run_cli(
-        "score", "--model", str(run / "model"), "--input", str(tiny_images), "--output", str(run / "s.csv")
-    )
-    assert result.returncode == 0 and len((run / "s.csv").read_text().splitlines()) == 25
+    decision = metrics["decision"]
+    assert decision["class"] == "vertical" and decision["val_recall"] == 1.0
+    assert json.loads((run / "model" / "model.json").read_text())["decision"] == decision
+    output = run / "s.csv"
+    result = run_cli("score", "--model", str(run / "model"), "--input", str(tiny_images), "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    scores = pd.read_csv(output)
+    assert len(scores) == 24
+    flagged = scores.p_vertical >= decision["threshold"] - 5e-7  # the CSV rounds to 6 decimals
+    assert ((scores.prediction == "vertical") == flagged).all()
 
 
 def test_a_stage_without_its_inputs_names_the_step_to_run_first(tmp_path):
@@ -99,7 +111,8 @@ def test_a_two_by_two_sweep_compares_four_trials_and_chooses_on_validation(acqui
     from mlflow import MlflowClient
 
     grid = ["-g", "RESOLUTION", "64,96", "-g", "POOLING", "average,bilinear"]
-    result = run_cli("sweep", "--run-dir", str(acquired), *grid, "-p", "BATCH_SIZE", "8", "--parallel", "2")
+    options = ["-p", "BATCH_SIZE", "8", *own_cache(acquired), "--parallel", "2"]
+    result = run_cli("sweep", "--run-dir", str(acquired), *grid, *options)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     folder = acquired / "sweeps" / "sweep"
     table = pd.read_csv(folder / "trials.csv")
@@ -139,7 +152,8 @@ def test_an_optuna_search_keeps_its_study_in_a_database(acquired):
     import optuna
 
     grid = ["-g", "RESOLUTION", "64,80,96", "-g", "POOLING", "average"]
-    result = run_cli("sweep", "--run-dir", str(acquired), *grid, "--search", "tpe", "--trials", "3", "--name", "tpe")
+    search = ["--search", "tpe", "--trials", "3", "--name", "tpe"]
+    result = run_cli("sweep", "--run-dir", str(acquired), *grid, *own_cache(acquired), *search)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert len(pd.read_csv(acquired / "sweeps" / "tpe" / "trials.csv")) == 3
     study = optuna.load_study(study_name="tpe", storage=f"sqlite:///{acquired / 'sweeps' / 'optuna.db'}")
@@ -149,25 +163,3 @@ def test_an_optuna_search_keeps_its_study_in_a_database(acquired):
 def test_a_sweep_over_parameters_of_two_stages_is_refused(acquired):
     result = run_cli("sweep", "--run-dir", str(acquired), "-g", "RESOLUTION", "64", "-g", "EPOCHS", "1,2")
     assert result.returncode == 2 and "fit no stage" in result.stderr
-
-
-@pytest.mark.slow
-def test_a_threshold_for_a_target_recall_is_chosen_on_validation_and_applied_by_score(tiny_images, tmp_path):
-    run = tmp_path / "run"
-    for stage, *parameters in (
-        ["acquire", "-p", "DATA_DIR", str(tiny_images), "-p", "VAL_FRACTION", "0.3", "-p", "WORKERS", "1"],
-        ["probe", "-p", "RESOLUTION", "64", "-p", "POOLING", "average"],
-        ["evaluate", "-p", "TARGET_CLASS", "vertical", "-p", "TARGET_RECALL", "1.0"],
-        ["export", "-p", "CHECK_IMAGES", "2"],
-    ):
-        result = run_cli(stage, "--run-dir", str(run), *parameters)
-        assert result.returncode == 0, f"{stage}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
-    decision = json.loads((run / "metrics.json").read_text())["decision"]
-    assert decision["class"] == "vertical" and decision["val_recall"] == 1.0
-    assert json.loads((run / "model" / "model.json").read_text())["decision"] == decision
-    output = run / "s.csv"
-    result = run_cli("score", "--model", str(run / "model"), "--input", str(tiny_images), "--output", str(output))
-    assert result.returncode == 0, result.stderr
-    scores = pd.read_csv(output)
-    flagged = scores.p_vertical >= decision["threshold"] - 5e-7  # the CSV rounds to 6 decimals
-    assert ((scores.prediction == "vertical") == flagged).all()

@@ -38,7 +38,8 @@ def review_notebook(folder: Path, run: RunFolder) -> Path:
     lines = []
     for line in "".join(cell["source"]).splitlines():
         name = line.split("=")[0].strip()
-        value = json.dumps(str(run.root)) if name == "RUN_DIR" else SETTINGS.get(name)
+        own = {"RUN_DIR": run.root, "FEATURE_CACHE": folder / "features"}  # the test's folders, not the project's
+        value = json.dumps(str(own[name])) if name in own else SETTINGS.get(name)
         lines.append(f"{name} = {value}" if value is not None else line)
     cell["source"] = "\n".join(lines)
     folder.mkdir(parents=True, exist_ok=True)
