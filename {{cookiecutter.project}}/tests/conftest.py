@@ -26,7 +26,16 @@ def pytest_xdist_make_scheduler(config, log):
     return scheduler(config, log)
 
 
-def pytest_collection_modifyitems(items):
+def pytest_addoption(parser):
+    parser.addoption("--run-all", action="store_true", help="also Run All with the defaults (minutes: test_run_all)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--run-all"):
+        skip = pytest.mark.skip(reason="Run All with the defaults takes minutes: make test-defaults")
+        for item in items:
+            if item.get_closest_marker("run_all"):
+                item.add_marker(skip)
     if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker's collection, handed out in this order: the smoke run first
         items.sort(key=lambda item: unit_of_work(item.nodeid) != SMOKE_RUN)  # stable: each file keeps its order
 

@@ -1,12 +1,25 @@
 """Tiny real images made on the fly: two classes of stripes a pretrained network tells apart easily, every awkward
 kind of file a real collection holds, and PNGs that declare far more pixels than they hold."""
 
+import io
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+
+def encoded(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    """``image`` as the bytes of a file of ``fmt``."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def png(colour: str, size: int = 16) -> bytes:
+    """A one-colour RGB PNG."""
+    return encoded(Image.new("RGB", (size, size), colour))
 
 
 def stripes(horizontal: bool, size: int, rng: np.random.Generator) -> Image.Image:

@@ -1,11 +1,14 @@
-"""A real MLflow tracking server on 127.0.0.1, started for the tests and stopped after them."""
+"""Real servers on 127.0.0.1 for the tests: an MLflow tracking server, and any ``http.server`` handler (a web
+server of URLs to download), started for a test and stopped after it."""
 
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -40,3 +43,15 @@ def running_mlflow_server(root: Path) -> Iterator[str]:
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` behind a real HTTP server on 127.0.0.1, in a thread; yields its URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

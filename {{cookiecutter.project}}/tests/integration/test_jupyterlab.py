@@ -2,7 +2,6 @@
 headless Chromium, all its cells run from the browser; then what the page shows: figures, no warning, and the
 review widget, whose Relabel button writes the labels review file."""
 
-import json
 import os
 import re
 import socket
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 from helpers.browser import chromium
+from helpers.notebooks import with_parameters
 
 from {{ cookiecutter.package }}.acquisition.steps import acquire
 from {{ cookiecutter.package }}.core.config import DataConfig
@@ -22,7 +22,7 @@ from {{ cookiecutter.package }}.core.run_folder import RunFolder
 
 pytestmark = pytest.mark.notebooks
 NOTEBOOK = "02_explore_and_review.ipynb"
-SETTINGS = {"RESOLUTION": "32", "REVIEW_FOLDS": "2", "BATCH_SIZE": "16"}  # small and quick: 24 tiny images
+SETTINGS = {"RESOLUTION": 32, "REVIEW_FOLDS": 2, "BATCH_SIZE": 16}  # small and quick: 24 tiny images
 
 
 def free_port() -> int:
@@ -33,18 +33,9 @@ def free_port() -> int:
 
 def review_notebook(folder: Path, run: RunFolder) -> Path:
     """The project's review notebook with its parameters cell pointing at ``run`` (a person would edit it so)."""
-    document = json.loads((project_root() / "code" / "01_data_acquisition_and_understanding" / NOTEBOOK).read_text())
-    cell = next(c for c in document["cells"] if "parameters" in c["metadata"].get("tags", []))
-    lines = []
-    for line in "".join(cell["source"]).splitlines():
-        name = line.split("=")[0].strip()
-        own = {"RUN_DIR": run.root, "FEATURE_CACHE": folder / "features"}  # the test's folders, not the project's
-        value = json.dumps(str(own[name])) if name in own else SETTINGS.get(name)
-        lines.append(f"{name} = {value}" if value is not None else line)
-    cell["source"] = "\n".join(lines)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / NOTEBOOK).write_text(json.dumps(document))
-    return folder / NOTEBOOK
+    source = project_root() / "code" / "01_data_acquisition_and_understanding" / NOTEBOOK
+    own = {"RUN_DIR": str(run.root), "FEATURE_CACHE": str(folder / "features")}  # the test's folders, not the project's
+    return with_parameters(source, folder / NOTEBOOK, {**SETTINGS, **own})
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
+from helpers.notebooks import noise
 
 from {{ cookiecutter.package }}.core.run_folder import FIGURES, RunFolder
 from {{ cookiecutter.package }}.deployment.launcher import running_service
@@ -219,18 +220,6 @@ def test_the_model_and_exit_reports_hold_the_runs_numbers(smoke_run):
     assert ("`model.int8.onnx` kept" in exit_report) == int8["kept"] == (out / "model" / "model.int8.onnx").is_file()
     service = json.loads((out / "results" / "03_web_service.json").read_text())["answer"]["model"]
     assert (service["name"], service["version"]) == (registered["name"], registered["version"]), "from model.json"
-
-
-def noise(notebook: Path) -> list[tuple[str, int, str]]:
-    """Every output a person would have to read past: stderr blocks, warnings, errors."""
-    found = []
-    for i, cell in enumerate(json.loads(notebook.read_text())["cells"]):
-        for output in cell.get("outputs", []):
-            text = output.get("text", "") if output["output_type"] == "stream" else json.dumps(output.get("data", {}))
-            text = "".join(text) if isinstance(text, list) else text
-            if output.get("name") == "stderr" or output["output_type"] == "error" or "Warning" in text:
-                found.append((notebook.name, i, text[:300]))
-    return found
 
 
 def test_executed_notebooks_carry_no_warning_and_no_stderr_block(smoke_run):

@@ -4,7 +4,6 @@ Acceptance: no 5xx for any of it, the server's memory stays under 1.5 GB, and un
 answers within 100 ms (p99) with no request failing.
 """
 
-import io
 import json
 import socket
 import subprocess
@@ -17,19 +16,13 @@ import numpy as np
 import pytest
 import requests
 from helpers import http_load
-from helpers.images import big_png, png_header_only
+from helpers.images import big_png, encoded, png_header_only
 from PIL import Image
 
 from {{ cookiecutter.package }}.deployment.launcher import running_service
 
 MEMORY_LIMIT_MB = 1536
 pytestmark = pytest.mark.slow
-
-
-def encoded(image: Image.Image, fmt: str) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt)
-    return buffer.getvalue()
 
 
 def hostile_files() -> dict[str, bytes]:

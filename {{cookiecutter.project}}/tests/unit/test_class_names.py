@@ -2,15 +2,15 @@
 
 Downloads run against a real HTTP server on 127.0.0.1 that counts its requests: a refused list must cost none."""
 
-import io
 import os
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers.images import png
+from helpers.servers import serving
 from PIL import Image
 
 from {{ cookiecutter.package }}.acquisition import sources
@@ -34,12 +34,6 @@ BAD_LABELS = {
 }
 
 
-def png(colour) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 16), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 class Handler(BaseHTTPRequestHandler):
     hits: Counter = Counter()
 
@@ -59,11 +53,8 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     Handler.hits = Counter()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 @pytest.fixture(params=list(BAD_LABELS))

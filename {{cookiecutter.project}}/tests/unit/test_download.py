@@ -1,23 +1,16 @@
 """URL lists against a real HTTP server on 127.0.0.1: good, missing, flaky, slow and non-image URLs."""
 
-import io
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
-from PIL import Image
+from helpers.images import png
+from helpers.servers import serving
 
 from {{ cookiecutter.package }}.acquisition import sources
 from {{ cookiecutter.package }}.acquisition.download import INDEX, download_all
 from {{ cookiecutter.package }}.acquisition.manifest import check_rows
-
-
-def png(colour) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 16), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -57,12 +50,8 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     Handler.hits = Counter()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 def test_downloads_skip_broken_urls_and_never_fetch_twice(tmp_path, server):

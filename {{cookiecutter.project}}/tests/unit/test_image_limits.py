@@ -4,6 +4,7 @@ project's own service or scorer, and one the service refuses is not trained on e
 import io
 
 import pytest
+from helpers.images import encoded
 from PIL import Image
 
 from {{ cookiecutter.package }}.acquisition.checks import check_image
@@ -14,9 +15,7 @@ from {{ cookiecutter.package }}.deployment.service.settings import ServiceSettin
 
 
 def blank_png(width: int, height: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("L", (width, height)).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    return encoded(Image.new("L", (width, height)), "PNG", compress_level=1)
 
 
 def test_every_stage_starts_from_the_same_limit():
