@@ -13,8 +13,8 @@ help: ## list the targets
 venv: ## create .venv (or reuse the cached one built from the same requirements-dev.txt)
 	@tools/ensure-venv
 
-test: venv ## bake every option, check the results, run the baked projects' own tests (a test file per worker)
-	$(PY) -m pytest tests -n auto --maxprocesses 4 --dist loadfile
+test: venv ## bake every option, check the results, run the baked projects' own tests (on xdist workers)
+	$(PY) -m pytest tests -n auto --maxprocesses 4 --dist worksteal
 
 demo: venv ## bake the default project and run its pipeline on ELPV (demo profile)
 	rm -rf $(DEMO_DIR)

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cookiecutter.main import cookiecutter
+from filelock import FileLock
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 
@@ -22,11 +23,19 @@ def installed_editable(project: Path) -> Iterator[None]:
     The environment is cached between runs, so a leftover install would point at a deleted temporary folder.
     The baked folder's name is the distribution's name.
     """
-    pip = [sys.executable, "-m", "pip"]
-    subprocess.run(
-        [*pip, "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(project)], check=True, timeout=600
-    )
+    with one_pip_at_a_time():
+        pip("install", "-q", "--no-deps", "--no-build-isolation", "-e", str(project))
     try:
         yield
     finally:
-        subprocess.run([*pip, "uninstall", "-q", "-y", project.name], check=True, timeout=600)
+        with one_pip_at_a_time():
+            pip("uninstall", "-q", "-y", project.name)
+
+
+def pip(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "pip", *args], check=True, timeout=600)
+
+
+def one_pip_at_a_time() -> FileLock:
+    """The tests run on several xdist workers; two pips writing one environment at once are not safe."""
+    return FileLock(Path(sys.prefix) / ".template-tests-pip.lock")

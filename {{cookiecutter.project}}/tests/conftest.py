@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers.images import write_stripes_dataset
 from helpers.models import TINY_METADATA, build_tiny_classifier
-from helpers.parallel import SMOKE_RUN, scheduler, unit_of_work
+from helpers.parallel import handed_out, scheduler
 from helpers.pipeline import digest, pipeline_command
 from helpers.servers import running_mlflow_server
 
@@ -36,8 +36,8 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if item.get_closest_marker("run_all"):
                 item.add_marker(skip)
-    if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker's collection, handed out in this order: the smoke run first
-        items.sort(key=lambda item: unit_of_work(item.nodeid) != SMOKE_RUN)  # stable: each file keeps its order
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker's collection: the scheduler hands it out in this order
+        items.sort(key=lambda item: handed_out(item.nodeid))  # stable: each file keeps its order
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,10 @@
 """The pipeline re-runs only what changed, with real papermill runs on tiny images: every test starts from a copy
 of the finished smoke run (the notebook tests' own) and checks which stages the next ``pipeline`` runs, and why."""
 
+import contextlib
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 from helpers.images import stripes
 from helpers.pipeline import pipeline_command
@@ -131,18 +131,27 @@ def test_an_evaluation_parameter_reruns_evaluation_and_what_it_feeds_only(data, 
 def run_until(command: list[str], marker: str, ready=lambda: True) -> str:
     """Run a pipeline until a line holding ``marker`` (and ``ready()``), then kill it and its kernels; what it
     printed."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     lines = []
     for line in process.stdout:
         lines.append(line)
         if marker in line:
             deadline = time.monotonic() + 120
             while not ready() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            os.killpg(process.pid, signal.SIGKILL)
+                time.sleep(0.01)
+            kill_with_its_kernels(process)
             break
     process.wait(60)
     return "".join(lines)
+
+
+def kill_with_its_kernels(process: subprocess.Popen) -> None:
+    """SIGKILL a pipeline and everything it started, the kernel first: kernels run in sessions of their own and
+    would otherwise go on for up to a second (until they notice their parent is gone)."""
+    pipeline = psutil.Process(process.pid)
+    for member in [*pipeline.children(recursive=True), pipeline]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
 
 
 def test_a_killed_run_resumes_at_the_stage_it_was_in_and_a_second_pipeline_is_refused(data, run):
@@ -152,13 +161,15 @@ def test_a_killed_run_resumes_at_the_stage_it_was_in_and_a_second_pipeline_is_re
     that holds it."""
     uninterrupted = comparable(run / "metrics.json")
     shutil.rmtree(run / "models" / "fine_tuned")  # as if fine-tuning had not been reached
-    checkpoint = run / "models" / "fine_tuned" / "last.pt"  # written just after the epoch's line
-    run_until(pipeline_command(data, run, "--from", "02_fine_tune"), "epoch 1/2", checkpoint.is_file)  # kernel too
+    checkpoint = run / "models" / "fine_tuned" / "last.pt"  # written (atomically) at the end of each epoch
+    # Killed (kernel too) as soon as the first epoch's checkpoint appears: watched on disk, not through the
+    # printed progress, which can lag behind by more than the second epoch takes on tiny images.
+    run_until(pipeline_command(data, run, "--from", "02_fine_tune"), "02_fine_tune.ipynb: runs", checkpoint.is_file)
     half = states(run, "--graph")  # the run as the kill left it
     assert half["01_linear_probe"] == "up to date" and half["02_fine_tune"] == "interrupted"
     assert (run / "stages" / "graph.png").stat().st_size > 10_000
     assert "02_fine_tune<br/>interrupted" in (run / "stages" / "graph.mmd").read_text()
-    again = subprocess.Popen(pipeline_command(data, run), stdout=subprocess.PIPE, text=True, start_new_session=True)
+    again = subprocess.Popen(pipeline_command(data, run), stdout=subprocess.PIPE, text=True)
     lines = [again.stdout.readline()]  # the first stage's verdict: it holds the lock by now
     started = time.monotonic()
     second = subprocess.run(pipeline_command(data, run), capture_output=True, text=True, timeout=120)
@@ -167,7 +178,7 @@ def test_a_killed_run_resumes_at_the_stage_it_was_in_and_a_second_pipeline_is_re
     for line in again.stdout:  # until evaluation, the last stage that writes metrics.json, has finished
         lines.append(line)
         if "04_compare_runs.ipynb:" in line:
-            os.killpg(again.pid, signal.SIGKILL)
+            kill_with_its_kernels(again)
             break
     again.wait(60)
     stdout = "".join(lines)
