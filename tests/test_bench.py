@@ -160,3 +160,13 @@ def test_label_noise_benchmark_finds_flipped_digits_with_both_rankers():
     found = noisy["probability"]["train_val"]["found_in_top_k"] + noisy["probability"]["test"]["found_in_top_k"]
     assert found > 12 * 0.1 * 2, "the review finds far more flips among its top k than chance would"
     assert_machine_named(figures)
+
+
+def test_incremental_benchmark_reruns_nothing_when_nothing_changed_and_only_what_a_module_feeds():
+    figures = run_bench("incremental.py", "--tiny", "--scenarios", "nothing,module")
+    first, nothing, module = figures["changes"]
+    assert figures["profile"] == "smoke" and len(first["stages_run"]) == 9, first
+    assert nothing["stages_run"] == [] and nothing["vs_full_run"] < 0.5, nothing
+    assert [row["stage"] for row in module["stages_run"]] == ["01_export", "02_batch_score", "03_web_service"]
+    assert all("deployment/report.py changed" in row["why"] for row in module["stages_run"]), module
+    assert_machine_named(figures)
