@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .helpers import bake
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
@@ -124,8 +126,9 @@ def fake_demo_run(project: Path, run: Path) -> Path:
     return run
 
 
-def test_int8_benchmark_compares_speed_agreement_and_the_demos_validation_accuracy(default_project, tmp_path):
-    demo = fake_demo_run(default_project, tmp_path / "demo")
+def test_int8_benchmark_compares_speed_agreement_and_the_demos_validation_accuracy(tmp_path):
+    project = bake(tmp_path / "bake")  # its own: importing the package writes __pycache__ into the bake
+    demo = fake_demo_run(project, tmp_path / "demo")
     figures = run_bench("int8.py", "--images", "40", "--seconds", "2", "--resolution", "32", "--demo", str(demo))
     for name in ("built_model", "demo_model"):
         model = figures[name]
