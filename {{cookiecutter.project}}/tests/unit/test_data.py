@@ -1,6 +1,7 @@
 """Every kind of file a real collection holds: checked, never changed, loaded consistently."""
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -92,11 +93,19 @@ def test_parallel_checking_matches_serial_and_changes_no_file(messy):
     assert digest(root) == before
 
 
-def test_limit_per_class_is_seeded(tmp_path):
-    rows = [{"path": f"{label}/{i}.png", "label": label} for label in "ab" for i in range(10)]
-    first = limit_per_class(rows, 3, seed=0)
-    assert [r["path"] for r in first] == [r["path"] for r in limit_per_class(rows, 3, seed=0)]
-    assert [r["path"] for r in first] != [r["path"] for r in limit_per_class(rows, 3, seed=1)]
+def test_limit_per_class_is_seeded_and_the_same_wherever_the_data_folder_lies(tmp_path):
+    def rows_under(root):
+        return [{"path": f"{root}/{label}/{i}.png", "label": label} for label in "ab" for i in range(10)]
+
+    def names(rows, root):
+        return [str(Path(r["path"]).relative_to(root)) for r in rows]
+
+    here, there = tmp_path / "data", tmp_path / "moved" / "elsewhere"
+    first = limit_per_class(rows_under(here), 3, seed=0, root=here)
+    assert first == limit_per_class(rows_under(here), 3, seed=0, root=here)
+    moved = limit_per_class(rows_under(there), 3, seed=0, root=there)
+    assert names(first, here) == names(moved, there), "the same sample once the folder moved"
+    assert names(first, here) != names(limit_per_class(rows_under(here), 3, seed=1, root=here), here)
     assert pd.Series([r["label"] for r in first]).value_counts().to_dict() == {"a": 3, "b": 3}
 
 

@@ -8,6 +8,7 @@ import csv
 import hashlib
 import itertools
 import multiprocessing
+import os
 from collections.abc import Iterable, Iterator
 from functools import partial
 from pathlib import Path
@@ -76,11 +77,12 @@ def write_csv(rows: Iterable[dict], path: Path, columns: list[str]) -> int:
     return count
 
 
-def limit_per_class(rows: Iterable[dict], max_per_class: int, seed: int) -> list[dict]:
-    """A seeded sample of at most ``max_per_class`` rows of each class (for quick trial runs)."""
+def limit_per_class(rows: Iterable[dict], max_per_class: int, seed: int, root: Path) -> list[dict]:
+    """A seeded sample of at most ``max_per_class`` rows of each class (for quick trial runs). Drawn by each
+    path relative to the source's ``root``, so the data folder may move without changing the sample."""
 
     def rank(row: dict) -> str:
-        return hashlib.sha256(f"{seed}:{row['path']}".encode()).hexdigest()
+        return hashlib.sha256(f"{seed}:{Path(os.path.relpath(row['path'], root)).as_posix()}".encode()).hexdigest()
 
     by_label: dict[str, list[dict]] = {}
     for row in rows:

@@ -31,7 +31,8 @@ def check_files(cfg: DataConfig, run: RunFolder, source: sources.Source) -> pd.D
     """Every file read and checked in parallel, streamed to the run's scan file; returns the scan."""
     rows = sources.rows(source, resolve(cfg.download_dir))
     if cfg.max_per_class:
-        rows = limit_per_class(rows, cfg.max_per_class, cfg.seed)
+        root = source.location if source.location.is_dir() else source.location.parent
+        rows = limit_per_class(rows, cfg.max_per_class, cfg.seed, root)
     write_csv(check_rows(rows, workers=cfg.workers, max_pixels=cfg.max_pixels), run.scan, MANIFEST_COLUMNS)
     scan = run.read_scan()
     print(
