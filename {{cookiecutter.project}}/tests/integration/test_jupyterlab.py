@@ -4,7 +4,6 @@ review widget, whose Relabel button writes the labels review file."""
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,16 +18,11 @@ from {{ cookiecutter.package }}.acquisition.steps import acquire
 from {{ cookiecutter.package }}.core.config import DataConfig
 from {{ cookiecutter.package }}.core.paths import project_root
 from {{ cookiecutter.package }}.core.run_folder import RunFolder
+from {{ cookiecutter.package }}.deployment.launcher import free_port
 
 pytestmark = pytest.mark.notebooks
 NOTEBOOK = "02_explore_and_review.ipynb"
 SETTINGS = {"RESOLUTION": 32, "REVIEW_FOLDS": 2, "BATCH_SIZE": 16}  # small and quick: 24 tiny images
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def review_notebook(folder: Path, run: RunFolder) -> Path:
