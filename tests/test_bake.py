@@ -72,6 +72,7 @@ COMMON = {
     "tests/unit/test_data.py",
     "tests/unit/test_download.py",
     "tests/unit/test_duplicates_splits.py",
+    "tests/unit/test_ensemble.py",
     "tests/unit/test_evaluate.py",
     "tests/unit/test_explain.py",
     "tests/unit/test_export_predict.py",
@@ -102,9 +103,9 @@ MODULES = set(
     acquisition/review_widget.py acquisition/samples/__init__.py
     acquisition/sources.py acquisition/splits.py acquisition/steps.py
     modeling/__init__.py modeling/augment.py modeling/backbones.py modeling/calibration.py modeling/distributed.py
-    modeling/evaluate.py modeling/explain.py modeling/features.py modeling/figures.py modeling/model.py
-    modeling/onnx_export.py modeling/pooling.py modeling/probe.py modeling/report.py modeling/results_browser.py
-    modeling/steps.py modeling/threshold.py modeling/train.py
+    modeling/ensemble.py modeling/evaluate.py modeling/explain.py modeling/features.py modeling/figures.py
+    modeling/model.py modeling/onnx_export.py modeling/pooling.py modeling/probe.py modeling/report.py
+    modeling/results_browser.py modeling/steps.py modeling/threshold.py modeling/train.py
     deployment/__init__.py deployment/export.py deployment/launcher.py deployment/predict.py deployment/quantize.py
     deployment/registry.py deployment/report.py deployment/steps.py
     deployment/scoring/__init__.py deployment/scoring/batch_score.py deployment/scoring/provenance.py

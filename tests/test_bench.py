@@ -56,6 +56,25 @@ def test_featurization_benchmark_compares_onnxruntime_with_torch_eager_on_the_sa
     assert_machine_named(figures)
 
 
+def test_training_speed_benchmark_compares_our_loop_with_a_plain_one_and_breaks_the_gap_down():
+    figures = run_bench(
+        "train_speed.py",
+        *("--images", "12", "--resolution", "32", "--batch-size", "4", "--steps", "5", "--rounds", "1"),
+    )
+    assert figures["images"] == 12 and figures["epochs"] == 2 and figures["steps"] == 6, "whole epochs of 3 batches"
+    assert (figures["flips"], figures["augment_strength"]) == ("all", 0.5), "augmentation as the demo runs it on ELPV"
+    assert positive(figures["baseline_plain_loop_images_per_s"], figures["ours_images_per_s"])
+    assert positive(figures["ours_first_epoch_images_per_s"], figures["ours_later_epochs_images_per_s"])
+    assert figures["ours_vs_baseline"] == round(
+        figures["ours_images_per_s"] / figures["baseline_plain_loop_images_per_s"], 3
+    )
+    parts = figures["breakdown"]
+    for name in ("decode_and_resize", "augment", "seed_epoch", "model_step", "loader_alone"):
+        assert positive(*(v for k, v in parts.items() if k.startswith(name))), (name, parts)
+    assert positive(parts["augmenter_images_per_s"], parts["decode_and_resize_images_per_s"])
+    assert_machine_named(figures)
+
+
 def test_service_benchmark_reports_latency_throughput_and_the_fraction_of_the_ceiling():
     figures = run_bench(
         "service.py",
@@ -173,3 +192,33 @@ def test_incremental_benchmark_reruns_nothing_when_nothing_changed_and_only_what
     assert [row["stage"] for row in module["stages_run"]] == ["01_export", "02_batch_score", "03_web_service"]
     assert all("deployment/report.py changed" in row["why"] for row in module["stages_run"]), module
     assert_machine_named(figures)
+
+
+def test_accuracy_benchmark_compares_every_recipe_on_the_same_images():
+    """The yardstick on a few digits: every recipe row, validation and test figures, the table; the baseline and
+    fastai's schedule are plain loops of their own, not the project's training code."""
+    figures = run_bench("accuracy.py", "--tiny")
+    rows = figures["collections"]["digits"]
+    from_probe = {"probe_average", "probe_bilinear", "probe_multistage", "probe_auto_today", "probe_auto_new"}
+    assert set(rows) == from_probe | {
+        "tutorial",
+        "fastai",
+        "today",
+        "lp_ft",
+        "disc_lr",
+        "ema",
+        "no_smoothing",
+        "new",
+    } | {
+        "views",
+        "fixres",
+        "ensemble",
+        "new+ensemble",
+    }
+    for name, row in rows.items():
+        assert 0 <= row["val_accuracy"] <= 1 and 0 <= row["test_accuracy"] <= 1, (name, row)
+        assert row["seeds"] == 1 and "test_balanced_accuracy" in row, (name, row)
+    assert all(rows[name]["seconds"] > 0 for name in ("tutorial", "fastai", "today", "new")), rows
+    chosen = rows["probe_auto_new"]["runs"][0]["pooling"]
+    assert rows["probe_auto_new"]["val_accuracy"] == rows[f"probe_{chosen}"]["val_accuracy"], "auto takes the best"
+    assert figures["wall_seconds"] > 0 and figures["images"]["digits"]["test"] == 24

@@ -52,10 +52,11 @@ def test_pipeline_writes_what_the_contract_names(smoke_run):
     scored = json.loads((out / "results" / "02_batch_score.json").read_text())
     assert scored["accuracy"] == metrics["test_accuracy"], "the exported model scores test exactly as evaluated"
     assert {p.name for p in (out / "model").iterdir()} >= {"model.onnx", "model.json", "MODEL_CARD.md"}
-    assert set(metrics["candidates"]) == {"linear_probe", "fine_tuned"}
+    assert set(metrics["candidates"]) == {"linear_probe", "fine_tuned", "ensemble"}
     assert metrics["val_accuracy"] == max(metrics["candidates"].values())
     on_test = metrics["candidates_on_test"]
-    assert set(on_test) == {"linear_probe", "fine_tuned"}
+    assert set(on_test) == {"linear_probe", "fine_tuned", "ensemble"}
+    assert any(line.startswith("      ensemble: validation accuracy linear_probe ") for line in progress)
     assert on_test[Path(metrics["model_dir"]).name]["test_accuracy"] == metrics["test_accuracy"]
 
 
@@ -128,7 +129,7 @@ def test_the_run_is_tracked_on_the_mlflow_server(smoke_run, mlflow_server):
     assert parent.data.metrics["test_accuracy_ci_low"] == metrics["test_accuracy_ci"][0]
     children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     by_name = {child.info.run_name: child for child in children}
-    assert set(by_name) == {"linear_probe", "fine_tuned"}
+    assert set(by_name) == {"linear_probe", "fine_tuned", "ensemble"}
     epochs = client.get_metric_history(by_name["fine_tuned"].info.run_id, "val_accuracy")
     assert [m.step for m in epochs] == [1, 2], "one point per epoch, step = epoch (here 2 epochs)"
     assert by_name["fine_tuned"].data.params["FLIPS"] == "horizontal", "'auto' is logged as what it became"

@@ -91,6 +91,12 @@ def test_every_profile_value_is_a_notebook_parameter_the_configs_accept(name, de
         ({"flips": "diagonal"}, "Invalid FLIPS 'diagonal'. Only auto, none, horizontal, all"),
         ({"augment_strength": "strong"}, "AUGMENT_STRENGTH='strong' must be 'auto' or 0"),
         ({"augment_strength": 3.0}, "AUGMENT_STRENGTH=3.0 must be 'auto' or 0"),
+        ({"head_init": "imagenet"}, "Invalid HEAD_INIT 'imagenet'. Only probe, random"),
+        ({"test_views": "sideways"}, "Invalid TEST_VIEWS 'sideways'. Only auto, none, horizontal, all"),
+        ({"backbone_lr_scale": 0.0}, "BACKBONE_LR_SCALE=0.0 must be above 0 and at most 1"),
+        ({"ema_decay": 1.0}, "EMA_DECAY=1.0 must be 0 \\(off\\) or below 1"),
+        ({"eval_scales": (0.5,)}, "EVAL_SCALES=\\[0.5\\] must list factors of at least 1"),
+        ({"eval_scales": (1.0, 8.0)}, "8.0 x FINE_TUNE_RESOLUTION=160 is above the 1024 pixels"),
     ],
 )
 def test_bad_fine_tune_settings_name_the_parameter_and_the_choices(kwargs, message):

@@ -10,7 +10,7 @@ import torchvision
 from helpers.manifests import build_manifest
 
 from {{ cookiecutter.package }}.core.config import FineTuneConfig
-from {{ cookiecutter.package }}.core.images import load_batch
+from {{ cookiecutter.package }}.core.images import load_batch, load_image
 from {{ cookiecutter.package }}.modeling.augment import augment_batch, build_augmenter
 from {{ cookiecutter.package }}.modeling.backbones import BACKBONES, get_backbone
 from {{ cookiecutter.package }}.modeling.model import (
@@ -22,12 +22,14 @@ from {{ cookiecutter.package }}.modeling.model import (
 )
 from {{ cookiecutter.package }}.modeling.pooling import feature_dim, featurizer, matrix_sqrt
 from {{ cookiecutter.package }}.modeling.train import (
+    ImageFiles,
     build_loaders,
     class_weights,
     fine_tune,
     fit,
     make_optimizer,
     make_schedule,
+    seed_epoch,
     training_data_digest,
 )
 
@@ -231,6 +233,61 @@ def test_a_seed_makes_a_cpu_run_repeatable(tmp_path, tiny_images):
     assert runs[0] == runs[1]
     other = fine_tune(manifest, FineTuneConfig(**{**vars(cfg), "seed": 5}), tmp_path / "other").rows
     assert [r["train_loss"] for r in other] != [r["train_loss"] for r in runs[0]]
+
+
+def copied_images(tiny_images, folder, count: int) -> list:
+    """``count`` of the tiny images copied to ``folder``, so a test may delete them."""
+    copies = [folder / f"{i}.png" for i in range(count)]
+    for source, copy in zip(sorted(tiny_images.rglob("*.png")), copies):
+        copy.write_bytes(source.read_bytes())
+    return copies
+
+
+def test_each_image_is_decoded_once_then_served_read_only_from_memory(tmp_path, tiny_images):
+    """Later epochs take the decoded, resized pixels from memory: a fresh decode's pixels, even once the files are
+    gone, and read-only, so augmentation can never change what the next epoch gets."""
+    paths = copied_images(tiny_images, tmp_path, 4)
+    dataset = ImageFiles([str(p) for p in paths], np.array([0, 1, 0, 1]), 24, "pad")
+    first = [dataset[i][0].copy() for i in range(4)]
+    assert all(np.array_equal(image, load_image(p, 24, "pad")) for image, p in zip(first, paths))
+    for path in paths:
+        path.unlink()
+    again = [dataset[i] for i in range(4)]
+    assert all(np.array_equal(image, before) for (image, _), before in zip(again, first))
+    assert [label for _, label in again] == [0, 1, 0, 1]
+    with pytest.raises(ValueError, match="read-only"):
+        again[0][0][0, 0, 0] = 0
+
+
+def test_a_set_over_the_memory_cap_is_decoded_every_epoch(tmp_path, tiny_images):
+    paths = [str(p) for p in copied_images(tiny_images, tmp_path, 2)]
+    one_image = 24 * 24 * 3
+    assert ImageFiles(paths, np.array([0, 1]), 24, "pad", cache_bytes=2 * one_image).cache is not None
+    dataset = ImageFiles(paths, np.array([0, 1]), 24, "pad", cache_bytes=2 * one_image - 1)
+    assert dataset.cache is None
+    assert np.array_equal(dataset[0][0], load_image(paths[0], 24, "pad"))
+    (tmp_path / "0.png").unlink()
+    with pytest.raises(FileNotFoundError):
+        dataset[0]
+
+
+def test_a_resumed_epoch_draws_the_batches_of_an_uninterrupted_run(tiny_images):
+    """Shuffle and augmentation come from the seed and the epoch alone: epoch 2 of a loader that ran epochs 0 and 1
+    (its images by then in memory) gives the very batches of a fresh loader that starts at epoch 2 from the files."""
+    manifest = build_manifest(tiny_images)
+    cfg = FineTuneConfig(resolution=32, batch_size=8, flips="all", augment_strength=1.0, seed=3)
+    classes = ["horizontal", "vertical"]
+    running, _ = build_loaders(manifest, classes, cfg)
+    for epoch in range(2):
+        seed_epoch(running, epoch)
+        list(running)
+    assert running.dataset.cached.all()
+    seed_epoch(running, 2)
+    uninterrupted = list(running)
+    resumed, _ = build_loaders(manifest, classes, cfg)
+    seed_epoch(resumed, 2)
+    for (images, labels), (again, again_labels) in zip(uninterrupted, resumed, strict=True):
+        assert torch.equal(images, again) and torch.equal(labels, again_labels)
 
 
 def test_a_model_folder_lacking_its_settings_is_refused_not_misused(tmp_path):

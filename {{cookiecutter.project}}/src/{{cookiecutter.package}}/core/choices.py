@@ -22,13 +22,20 @@ BACKBONES: dict[str, BackboneLimits] = {
     **{f"resnet{depth}": BackboneLimits((32, 1024), 4) for depth in (18, 34, 50, 101, 152)},
 }
 WEIGHTS = ("pretrained", "none")  # or the path of a weights file
-POOLINGS = ("average", "bilinear")
+POOLINGS = ("average", "bilinear", "multistage")
 POOLING_CHOICES = ("auto", *POOLINGS)  # auto: the probe tries each and keeps the best on validation
 CLASSIFIERS = ("logistic_regression", "linear_svm")
 FLIPS = ("none", "horizontal", "all")
 RESIZES = ("stretch", "crop", "pad")
 DEFAULT_RESIZE = "stretch"  # measured: ties crop and beats pad on natural photos; keeps every pixel of content
 OPTIMIZERS = ("adamw", "sgd")
+# How fine-tuning starts its new last layer: from a linear probe fitted on the frozen network's features at the
+# fine-tuning resolution (LP-FT, Kumar et al. 2022: the pretrained features are not torn up by a random head's
+# first large gradients), or at random.
+HEAD_INITS = ("probe", "random")
+# The views averaged at prediction: ``auto`` chooses on validation among those the training flips allow (and keeps
+# a single view unless more views score higher there); any other value is applied as it is.
+TEST_VIEWS = ("auto", *("none", "horizontal", "all"))
 SCHEDULES = ("onecycle", "cosine", "constant")
 CLASS_WEIGHTS = ("none", "balanced")
 # How the label review ranks images (``acquisition.review.likely_label_errors``): ``probability`` by the given label's

@@ -20,12 +20,14 @@ from .choices import (
     DEFAULT_RESIZE,
     FLIPS,
     HASH_SIZE,
+    HEAD_INITS,
     MAX_PIXELS,
     OPTIMIZERS,
     POOLING_CHOICES,
     RESIZES,
     REVIEW_RANKERS,
     SCHEDULES,
+    TEST_VIEWS,
     WEIGHTS,
 )
 from .errors import ConfigError
@@ -141,7 +143,7 @@ class ProbeConfig:
     resolution: int = 224
     batch_size: int = 32
     classifier: str = "logistic_regression"
-    pooling: str = "auto"  # auto: average and bilinear both tried, the better on validation kept
+    pooling: str = "auto"  # auto: average, bilinear and multistage tried, the best on validation kept
     resize: str = DEFAULT_RESIZE
     c_grid: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
     feature_cache: str = "data/interim/features"  # shared with the label review
@@ -179,6 +181,11 @@ class FineTuneConfig:
     flips: str = "auto"  # auto: what suits the data (see ``with_data_defaults``)
     augment_strength: float | str = "auto"
     freeze_blocks: int = 3
+    head_init: str = "probe"  # see choices.HEAD_INITS
+    backbone_lr_scale: float = 0.1  # the first trained block's share of the learning rate, rising to 1 at the head
+    ema_decay: float = 0.0  # > 0: an exponential moving average of the weights competes for the checkpoint
+    test_views: str = "auto"  # see choices.TEST_VIEWS
+    eval_scales: tuple[float, ...] = (1.0, 1.2, 1.4)  # prediction resolutions, multiples of the training one (FixRes)
     patience: int = 3
     class_weights: str = "none"
     resume: bool = True
@@ -212,6 +219,30 @@ class FineTuneConfig:
             raise ConfigError(f"FREEZE_BLOCKS={self.freeze_blocks} must be 0 to {n_blocks} for {self.backbone}.")
         if self.patience < 1:
             raise ConfigError(f"PATIENCE={self.patience} must be at least 1 epoch.")
+        self._check_recipe()
+
+    def _check_recipe(self) -> None:
+        """The transfer recipe's knobs: head start, learning-rate spread, weight average, views, resolutions."""
+        _check_choice("HEAD_INIT", self.head_init, HEAD_INITS)
+        _check_choice("TEST_VIEWS", self.test_views, TEST_VIEWS)
+        if not 0 < self.backbone_lr_scale <= 1:
+            raise ConfigError(f"BACKBONE_LR_SCALE={self.backbone_lr_scale} must be above 0 and at most 1.")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"EMA_DECAY={self.ema_decay} must be 0 (off) or below 1, e.g. 0.99.")
+        if not self.eval_scales or any(s < 1 for s in self.eval_scales):
+            raise ConfigError(f"EVAL_SCALES={list(self.eval_scales)} must list factors of at least 1, e.g. [1.0, 1.4].")
+        object.__setattr__(self, "eval_scales", tuple(float(s) for s in self.eval_scales))
+        low, high = BACKBONES[self.backbone].resolution_range
+        too_large = [s for s in self.eval_scales if round(self.resolution * s) > high]
+        if too_large:
+            raise ConfigError(
+                f"EVAL_SCALES={list(self.eval_scales)}: {too_large[0]} x FINE_TUNE_RESOLUTION={self.resolution} is "
+                f"above the {high} pixels {self.backbone} takes."
+            )
+
+    def eval_resolutions(self) -> list[int]:
+        """The resolutions prediction may use, multiples of 16 from the training one up (FixRes)."""
+        return sorted({self.resolution} | {16 * round(self.resolution * s / 16) for s in self.eval_scales})
 
     def with_data_defaults(self, sample: str) -> "FineTuneConfig":
         """'auto' FLIPS and AUGMENT_STRENGTH made concrete for the run's data: a bundled sample's own

@@ -55,11 +55,13 @@ class ProbeResults:
 class FineTuneResults:
     STEP = "02_fine_tune"
     best_epoch: int
-    val_accuracy: float  # with test-time augmentation, as the model predicts
-    val_accuracy_without_tta: float
+    val_accuracy: float  # with the views and resolution chosen on validation, as the model predicts
+    val_accuracy_without_tta: float  # one view at the training resolution
     flips: str
     augment_strength: float
     epochs: list[dict[str, float]]  # one row per epoch: train/validation loss and accuracy
+    test_views: str = "none"  # the views chosen on validation (averaged at prediction)
+    resolution: int = 0  # the prediction resolution chosen on validation
 
 
 @dataclass

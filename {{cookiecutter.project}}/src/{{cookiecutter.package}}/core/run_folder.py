@@ -19,6 +19,7 @@ Results = TypeVar("Results")
 # The trained candidates, one folder each under models/; 03_evaluate chooses among them.
 LINEAR_PROBE = "linear_probe"
 FINE_TUNED = "fine_tuned"
+ENSEMBLE = "ensemble"  # the two averaged, made by 03_evaluate before it chooses
 
 # Every figure a run draws, by the notebook that draws it (figures/<name>.png).
 FIGURES = {
@@ -80,7 +81,7 @@ class RunFolder:
         return self.root / "models"
 
     def model(self, name: str) -> Path:
-        """A trained candidate's folder (``LINEAR_PROBE``, ``FINE_TUNED``)."""
+        """A trained candidate's folder (``LINEAR_PROBE``, ``FINE_TUNED``, ``ENSEMBLE``)."""
         return self.models / name
 
     @property

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .run_folder import FINE_TUNED, LINEAR_PROBE, RunFolder
+from .run_folder import ENSEMBLE, FINE_TUNED, LINEAR_PROBE, RunFolder
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,14 @@ STAGES: tuple[Stage, ...] = (
         "02_modeling",
         "evaluate",
         "EvaluateConfig",
-        reads=lambda run: (run.manifest, run.models),
-        writes=lambda run: (run.metrics, run.test_predictions, run.model_report, run.results_file("03_evaluate")),
+        reads=lambda run: (run.manifest, run.models),  # with the ensemble it writes there: its key is taken after
+        writes=lambda run: (
+            run.model(ENSEMBLE),
+            run.metrics,
+            run.test_predictions,
+            run.model_report,
+            run.results_file("03_evaluate"),
+        ),
     ),
     Stage(
         "04_compare_runs",

@@ -100,8 +100,9 @@ def write_model_card(out_dir: Path, metadata: dict, metrics: dict) -> Path:
         "## Model",
         f"- Backbone: `{metadata['backbone']}` ({metadata.get('weights_note', 'weights as trained')}).",
         f"- Classifier: `{metadata['classifier']}` (`linear_probe`: logistic regression on the frozen backbone's "
-        "pooled features, folded into a linear layer; `fine_tuned`: the network retrained end to end), "
-        "chosen over the other candidates on validation accuracy.",
+        "pooled features, folded into a linear layer; `fine_tuned`: the network retrained end to end; `ensemble`: "
+        "the two's calibrated probabilities averaged, weighted on validation), chosen over the other candidates on "
+        "validation accuracy.",
         f"- Settings: `{json.dumps(metadata.get('settings', {}), default=str)}`.",
         f"- Input: RGB, {metadata['resolution']}x{metadata['resolution']} pixels, float32 NCHW on the 0-255 scale, "
         f"made square by `{metadata['resize']}` (stretch, centre crop or pad; the batch scorer and the service "

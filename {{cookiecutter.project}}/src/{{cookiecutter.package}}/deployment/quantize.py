@@ -5,8 +5,9 @@ optimisation and ONNX shape inference; symbolic shape inference is for transform
 pooling), QDQ format, int8 weights per output channel (per-tensor weights lost up to 2 more points), uint8 activations
 calibrated by their minimum and maximum on training images prepared exactly as scoring prepares them (entropy and
 percentile calibration did no better, 10 to 16 times slower). Only the backbone's trunk, up to its last convolution,
-is quantized: pooling, head and softmax stay float, because quantizing the bilinear pooling's matrix square root
-changed 39% of the demo model's answers, and those layers are a small part of the work.
+is quantized (each member's trunk, in an ensemble): pooling, head and softmax stay float, because quantizing the
+bilinear pooling's matrix square root changed 39% of the demo model's answers, and those layers are a small part of
+the work.
 
 Only export runs this module; it imports ONNX Runtime's quantization tools (and so ``onnx``) when it runs, so
 scoring and serving never load them. int8 is optional: whatever fails while quantizing or checking it, the export
@@ -54,12 +55,21 @@ def calibration_sample(paths: list[str], n: int, seed: int = CALIBRATION_SEED) -
 
 
 def _after_trunk(model_path: Path) -> list[str]:
-    """Names of the nodes after the last convolution: pooling, head and softmax, left in float."""
+    """Names of the nodes no convolution follows: pooling, head and softmax, left in float. In one network they are
+    the nodes after its last convolution; an ensemble (or mirrored views) has a trunk, and then a head, per member."""
     import onnx
 
     nodes = onnx.load(str(model_path)).graph.node
-    convs = [i for i, node in enumerate(nodes) if node.op_type == "Conv"]
-    return [node.name for node in nodes[convs[-1] + 1 :]] if convs else []
+    if not any(node.op_type == "Conv" for node in nodes):
+        return []
+    before_conv: set[str] = set()  # tensors a convolution reads, directly or through other nodes
+    after = []
+    for node in reversed(nodes):  # ONNX lists nodes in topological order: each node's readers come after it
+        if node.op_type == "Conv" or before_conv.intersection(node.output):
+            before_conv.update(node.input)
+        else:
+            after.append(node.name)
+    return after[::-1]
 
 
 def quantize(model_dir: str | Path, calibration_paths: list[str], out: str | Path | None = None) -> Path:

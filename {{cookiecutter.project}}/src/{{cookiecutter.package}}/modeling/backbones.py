@@ -71,6 +71,10 @@ class Features(nn.Module):
         images gives every intermediate feature map."""
         raise NotImplementedError
 
+    def top(self, x: torch.Tensor) -> torch.Tensor:
+        """From the last ``trunk`` map to the pooled features ``forward`` gives."""
+        raise NotImplementedError
+
     def freeze(self, n_blocks: int) -> None:
         self.frozen_blocks = n_blocks
         for module in self._frozen_modules():
@@ -107,6 +111,9 @@ class EfficientNetLiteFeatures(Features):
     def trunk(self) -> list[nn.Module]:
         return [self.net._conv_stem, self.net._bn0, self.net._swish, *self.net._blocks]
 
+    def top(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net._swish(self.net._bn1(self.net._conv_head(x))).mean(dim=(2, 3))  # as extract_features ends
+
 
 class ResNetFeatures(Features):
     """A torchvision ResNet without its last layer: global-average-pooled features."""
@@ -125,6 +132,9 @@ class ResNetFeatures(Features):
     def trunk(self) -> list[nn.Module]:
         net = self.net
         return [net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4]
+
+    def top(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.net.avgpool(x), 1)
 
 
 class AdaptiveAveragePool(nn.Module):
@@ -165,6 +175,9 @@ class AlexNetFeatures(Features):
 
     def trunk(self) -> list[nn.Module]:
         return list(self.net.features)
+
+    def top(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.classifier(torch.flatten(self.net.avgpool(x), 1))
 
 
 def _efficientnet_lite(variant: str) -> Callable[[str, int], Features]:

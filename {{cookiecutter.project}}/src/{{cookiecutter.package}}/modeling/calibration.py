@@ -10,9 +10,8 @@ import torch
 from scipy.optimize import minimize_scalar
 from torch import nn
 
-from .model import predict_paths
+from .model import FLOOR, predict_paths, tempered
 
-FLOOR = 1e-12  # smallest probability taken to the log: the same in numpy and in the exported network
 T_RANGE = (0.05, 20.0)
 BINS = 10
 
@@ -93,5 +92,4 @@ class Calibrated(nn.Module):
         self.model, self.temperature = model, float(temperature)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        log_probs = torch.log(self.model(images).clamp_min(FLOOR))
-        return torch.softmax(log_probs / self.temperature, dim=1)
+        return tempered(self.model(images), self.temperature)

@@ -82,7 +82,8 @@ def largest_losses(y_true: np.ndarray, probs: np.ndarray, count: int) -> np.ndar
 def candidates(models_dir: Path) -> list[dict]:
     """Every trained model's saved config (with its validation accuracy), best first.
 
-    Ties go to the model listed first by name order, so a run is repeatable.
+    Ties go to the simpler model (an ensemble after any single network: it costs one network's time to serve), then
+    to the model listed first by name order, so a run is repeatable.
     """
     found = [
         json.loads(p.read_text()) | {"name": p.parent.name, "dir": str(p.parent)}
@@ -90,4 +91,4 @@ def candidates(models_dir: Path) -> list[dict]:
     ]
     if not found:
         raise FileNotFoundError(f"No trained models under {models_dir}: run the modeling notebooks first.")
-    return sorted(found, key=lambda c: -c["val_accuracy"])
+    return sorted(found, key=lambda c: (-c["val_accuracy"], len(c.get("members", []))))

@@ -11,13 +11,15 @@ from torch import nn
 
 from ..core.images import load_batch
 from .model import Logits
-from .pooling import BilinearFeatures
+from .pooling import BilinearFeatures, MultiStageFeatures
 
 
 def target_layer(backbone: nn.Module) -> nn.Module:
     """The module whose output map the pooling reads."""
     if isinstance(backbone, BilinearFeatures):
         return backbone.features.trunk()[: backbone.layers][-1]
+    if isinstance(backbone, MultiStageFeatures):
+        return backbone.features.trunk()[-1]
     return backbone.trunk()[-1]
 
 

@@ -114,6 +114,12 @@ def featurize_rows(rows, cfg, work_dir: Path, pooling: str = "average") -> np.nd
 
 def _compute(paths: list[str], spec: FeatureSpec, work_dir: Path | None) -> np.ndarray:
     model = featurizer(spec.backbone, pooling=spec.pooling, weights=spec.weights, resolution=spec.resolution)
+    return features_of(model, paths, spec, work_dir)
+
+
+def features_of(model: torch.nn.Module, paths: list[str], spec: FeatureSpec, work_dir: Path | None) -> np.ndarray:
+    """``model``'s output for every image (resolution, resize and batch size from ``spec``): through ONNX Runtime on
+    CPU, in torch on CUDA."""
     if torch.cuda.is_available():
         run = _torch_runner(model)
     else:

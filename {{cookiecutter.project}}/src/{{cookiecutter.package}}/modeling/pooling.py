@@ -1,6 +1,9 @@
 """How a backbone's feature maps become one vector per image: ``average`` or ``bilinear``.
 
 ``average``: the backbone's own pooled penultimate layer; it keeps *which* patterns occur.
+``multistage``: the average-pooled maps of every stage from the mid-level one on, beside the pooled penultimate
+layer (after Head2Toe, Evci et al. 2022): a probe can then use the mid-level patterns that matter when the images
+look unlike ImageNet, at the cost of one pass, as ``average`` does.
 ``bilinear``: the mean outer product (Gram matrix) of a mid-level map; it keeps *how they
 co-occur*, which tells a crack or a scratch from the surface texture around it. Its matrix
 square root and L2 normalisation follow the improved B-CNN recipe (Lin & Maji, 2017); the
@@ -16,7 +19,7 @@ from .backbones import BACKBONES, Features, get_backbone
 
 # Each pooling ``core.choices`` names, and its tag in feature-cache folder names; a tag changes whenever what
 # the pooling computes changes, so stale cached features are never reused.
-POOLINGS = {"average": "", "bilinear": "bilinear-sqrtm"}
+POOLINGS = {"average": "", "bilinear": "bilinear-sqrtm", "multistage": "multistage"}
 MAX_CHANNELS = 128  # wider maps are projected down first: the Gram matrix grows with channels squared
 SQRT_ITERATIONS = 20  # Newton-Schulz steps: the root then matches an eigendecomposition's to ~1e-5
 
@@ -49,6 +52,38 @@ class BilinearFeatures(nn.Module):
         return nn.functional.normalize(root, dim=1)
 
 
+class MultiStageFeatures(nn.Module):
+    """(N, 3, H, W) in [0, 255] -> the average of each stage's last map from trunk module ``layers`` on, and the
+    backbone's own pooled features, concatenated (in that order)."""
+
+    def __init__(self, features: Features, taps: list[int]) -> None:
+        super().__init__()
+        self.features = features
+        self.taps = taps  # trunk positions (1-based) whose output is pooled
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x, parts = self.features.normalize(images), []
+        for position, module in enumerate(self.features.trunk(), start=1):
+            x = module(x)
+            if position in self.taps:
+                parts.append(x.mean(dim=(2, 3)))
+        return torch.cat([*parts, self.features.top(x)], dim=1)
+
+
+def stage_taps(features: Features, first: int) -> tuple[list[int], list[int]]:
+    """The trunk positions from ``first`` on where a stage ends (the next module changes the map's channels or
+    size, or the trunk ends), and the channels there: found by running a small image through the trunk once."""
+    shapes = []
+    with torch.no_grad():
+        x = features.normalize(torch.zeros(1, 3, 64, 64))
+        for module in features.trunk():
+            x = module(x)
+            shapes.append(tuple(x.shape[1:]))
+    ends = [i + 1 for i in range(len(shapes)) if i + 1 == len(shapes) or shapes[i + 1] != shapes[i]]
+    taps = [end for end in ends if end >= first]
+    return taps, [shapes[end - 1][0] for end in taps]
+
+
 def matrix_sqrt(a: torch.Tensor, iterations: int = SQRT_ITERATIONS) -> torch.Tensor:
     """Square roots of a batch of positive semi-definite matrices (coupled Newton-Schulz).
 
@@ -70,6 +105,8 @@ def featurizer(name: str, *, pooling: str = "average", weights: str = "pretraine
     if pooling == "average":
         return features
     spec = BACKBONES[name]
+    if pooling == "multistage":
+        return MultiStageFeatures(features, stage_taps(features, spec.texture_layers)[0]).eval()
     return BilinearFeatures(features, spec.texture_layers, spec.texture_channels).eval()
 
 
@@ -77,6 +114,9 @@ def feature_dim(name: str, pooling: str = "average") -> int:
     spec = BACKBONES[name]
     if pooling == "average":
         return spec.feature_dim
+    if pooling == "multistage":
+        features = get_backbone(name, weights="none", resolution=spec.resolution)
+        return sum(stage_taps(features, spec.texture_layers)[1]) + spec.feature_dim
     k = min(spec.texture_channels, MAX_CHANNELS)
     return k * (k + 1) // 2
 

@@ -1,10 +1,12 @@
 """The steps of stage 2, one function per notebook section that does work.
 
 ``01_linear_probe``: ``fit_probes``, ``keep_best_pooling``, ``fold_probe`` (``train_probe`` runs all three).
-``02_fine_tune``: ``fine_tune``, ``add_test_time_augmentation``. ``03_evaluate``: ``choose_and_evaluate``.
+``02_fine_tune``: ``fine_tune``, ``add_test_time_augmentation``. ``03_evaluate``: ``build_ensemble``,
+``choose_and_evaluate``.
 Each takes its config (where it has one) and the run folder, and saves typed results there.
 """
 
+import shutil
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,10 +18,10 @@ from ..core.config import EvaluateConfig, FineTuneConfig, ProbeConfig
 from ..core.formatting import with_interval
 from ..core.paths import resolve
 from ..core.results import AcquisitionResults, FineTuneResults, Metrics, ProbeResults
-from ..core.run_folder import FINE_TUNED, LINEAR_PROBE, RunFolder
+from ..core.run_folder import ENSEMBLE, FINE_TUNED, LINEAR_PROBE, RunFolder
 from ..core.stage_records import record_step
 from ..core.tracking import Tracker, parameters
-from . import distributed, features, pooling, probe, train
+from . import distributed, ensemble, features, pooling, probe, train
 from .backbones import BACKBONES
 from .calibration import apply_temperature, calibrate, expected_calibration_error
 from .evaluate import bootstrap_intervals, candidates, classification_metrics, largest_losses
@@ -154,16 +156,28 @@ def fine_tune(cfg: FineTuneConfig, run: RunFolder) -> train.History:
 
 
 def add_test_time_augmentation(cfg: FineTuneConfig, run: RunFolder, history: train.History) -> FineTuneResults:
-    """Mirrored views averaged at prediction; the saved model's validation accuracy re-measured with them."""
+    """The test-time views (mirrors averaged at prediction) and the prediction resolution, each chosen on validation
+    (``TEST_VIEWS``, ``EVAL_SCALES``); the saved model's validation accuracy re-measured as it will predict."""
     asked, cfg = cfg, cfg.with_data_defaults(bundled_sample(run))
-    final = train.add_test_time_augmentation(run.model(FINE_TUNED), run.read_manifest(), cfg.flips)
+    views = train.views_allowed(cfg.flips) if cfg.test_views == "auto" else [cfg.test_views]
+    final = train.choose_views_and_resolution(run.model(FINE_TUNED), run.read_manifest(), views, cfg.eval_resolutions())
     before, after = final["val_accuracy_without_tta"], final["val_accuracy"]
-    print(f"validation accuracy {before:.4f} -> {after:.4f} with {cfg.flips!r} views")
-    results = FineTuneResults(history.best_epoch, after, before, cfg.flips, cfg.augment_strength, history.rows)
+    print(
+        f"validation accuracy {before:.4f} with one view at {cfg.resolution} px -> {after:.4f} with "
+        f"{final['tta']!r} views at {final['resolution']} px (tried: {_tried(final['views_tried'])})"
+    )
+    chosen = {"test_views": final["tta"], "resolution": final["resolution"]}
+    results = FineTuneResults(
+        history.best_epoch, after, before, cfg.flips, cfg.augment_strength, history.rows, **chosen
+    )
     run.save(results)
     _track_fine_tuning(cfg, run, results)
     record_step(run, results.STEP, asked)  # the settings as asked ('auto' too): what the notebook's key holds
     return results
+
+
+def _tried(rows: list[dict]) -> str:
+    return ", ".join(f"{r['tta']} {r['resolution']} px {r['val_accuracy']:.4f}" for r in rows)
 
 
 def _track_fine_tuning(cfg: FineTuneConfig, run: RunFolder, results: FineTuneResults) -> None:
@@ -182,6 +196,35 @@ def train_fine_tuned(cfg: FineTuneConfig, run: RunFolder) -> FineTuneResults | N
     history = fine_tune(cfg, run)
     distributed.teardown()  # only after success: after an error torchrun stops the other processes
     return add_test_time_augmentation(cfg, run, history) if distributed.is_main() else None
+
+
+def build_ensemble(run: RunFolder) -> ensemble.EnsembleFit | None:
+    """The linear probe and the fine-tuned network averaged, each calibrated, the fine-tuned network's share chosen
+    on validation: saved as the ensemble candidate, which ``choose_and_evaluate`` then ranks with the others. Without
+    both members, or when they cannot be averaged (different classes), there is no ensemble candidate (an earlier
+    one is removed: it was not made of these members)."""
+    members = run.model(LINEAR_PROBE), run.model(FINE_TUNED)
+    reason = ensemble.unavailable(*members)
+    if reason:
+        shutil.rmtree(run.model(ENSEMBLE), ignore_errors=True)
+        print(f"ensemble: not built, {reason}")
+        return None
+    fit = ensemble.fit_ensemble(*members, run.read_manifest())
+    save_classifier(fit.model, run.model(ENSEMBLE), **fit.config)
+    print(fit.summary())
+    _track_ensemble(run, fit)
+    return fit
+
+
+def _track_ensemble(run: RunFolder, fit: ensemble.EnsembleFit) -> None:
+    """A nested run like the other candidates': the weight and temperatures chosen, each weight's accuracy."""
+    tracker = Tracker(run)
+    child = tracker.child(ENSEMBLE)
+    members = {f"temperature_{m['name']}": m["temperature"] for m in fit.config["members"]}
+    tracker.params({"weight_grid": list(fit.config["weight_grid"]), "chosen_weight": fit.weight, **members}, child)
+    tracker.metrics({"val_accuracy": fit.val_accuracy}, run_id=child)
+    for step, accuracy in enumerate(fit.config["weight_grid"].values()):
+        tracker.metrics({"grid_val_accuracy": accuracy}, step=step, run_id=child)
 
 
 def choose_and_evaluate(cfg: EvaluateConfig, run: RunFolder) -> Evaluation:
@@ -293,7 +336,8 @@ def _track_evaluation(run: RunFolder, metrics: Metrics, chosen: str) -> Tracker:
 
 
 def explain_errors(run: RunFolder, evaluation: Evaluation, count: int = 6) -> list[np.ndarray]:
-    """Grad-CAM heat maps of the chosen model (probe or fine-tuned) over its largest test errors, for the class it
+    """Grad-CAM heat maps of the chosen model (probe, fine-tuned, or the ensemble: its fine-tuned member's map)
+    over its largest test errors, for the class it
     predicted: what in the image drove the wrong answer. Saved as the ``heat_maps`` figure and logged."""
     worst = largest_losses(evaluation.y_test, evaluation.probs, count)
     classes, config = evaluation.metrics.classes, evaluation.config

@@ -44,8 +44,9 @@ def _train(cfg, run):
 
 
 def _evaluate(cfg, run):
-    from ..modeling.steps import choose_and_evaluate
+    from ..modeling.steps import build_ensemble, choose_and_evaluate
 
+    build_ensemble(run)  # 03_evaluate's steps, in its order
     return choose_and_evaluate(cfg, run)
 
 
