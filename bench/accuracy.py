@@ -27,8 +27,9 @@ Rows, all measured in one run on the same images, network (the default backbone)
   ``ema`` (weight average as a checkpoint candidate), ``no_smoothing``, and, on ``today``'s trained network,
   ``views`` (test-time views chosen on validation), ``fixres`` (prediction resolution chosen on validation),
   ``ensemble`` (the probe's and the network's calibrated probabilities averaged, weight chosen on validation).
-* ``new``: the project's defaults as they are now (and ``new+ensemble``: the same with the probe, as the
-  evaluation notebook builds it).
+* ``new``: the project's fine-tuning defaults as they are now; ``new+ensemble``: the pipeline's own steps (the
+  probe with its pooling chosen on validation, ``new``, ``build_ensemble``); ``shipped``: the candidate the
+  evaluation notebook would choose among the three on validation, the model a project takes home.
 
 Every choice inside a recipe is made on validation; test is scored once per recipe. Prints one JSON object
 (per collection and recipe: validation and test accuracy, mean and spread over seeds, balanced accuracy, AUC for
@@ -44,7 +45,8 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +59,7 @@ SAMPLES = common.TEMPLATE / "{{cookiecutter.project}}" / "src" / "{{cookiecutter
 SHARED = common.TEMPLATE.parent / "shared" / "datasets"
 FOLDERS = ("cats_vs_dogs", "brain_tumor_mri", "dtd_textures10")
 TRAINED = ("tutorial", "fastai", "today", "lp_ft", "disc_lr", "ema", "no_smoothing", "new")
-POST_HOC = ("views", "fixres", "ensemble", "new+ensemble")
+POST_HOC = ("views", "fixres", "ensemble", "new+ensemble", "shipped")
 RECIPES = (*TRAINED, *POST_HOC)
 FEATURE_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tdsp-bench-features"
 
@@ -88,6 +90,15 @@ def acquired(name: str, source: Path | None, work: Path, sample: str = "") -> pd
     with contextlib.redirect_stdout(sys.stderr):
         acquire(cfg, run)
     return run.read_manifest()
+
+
+def write_manifest(manifest: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
+    """The (capped) manifest as the run's, so the pipeline's steps read the same images as the recipes."""
+    from solar_cell_inspection.acquisition.manifest import MANIFEST_COLUMNS
+    from solar_cell_inspection.core.run_folder import RunFolder
+
+    manifest.reindex(columns=MANIFEST_COLUMNS).to_csv(RunFolder.open(run_dir).manifest, index=False)
+    return manifest
 
 
 def capped(manifest: pd.DataFrame, split: str, limit: int) -> pd.DataFrame:
@@ -179,8 +190,19 @@ def today_config(base):
     )
 
 
-def project_recipe(name: str, base, sample: str):
+def parse_variant(text: str) -> tuple[str, dict]:
+    """'lowlr:learning_rate=3e-4,ema_decay=0.99' -> ('lowlr', {...}): a recipe of the project's defaults changed."""
+    import ast
+
+    name, _, settings = text.partition(":")
+    pairs = [item.split("=", 1) for item in settings.split(",") if item]
+    return name, {key: ast.literal_eval(value) for key, value in pairs}
+
+
+def project_recipe(name: str, base, sample: str, variants: dict | None = None):
     """The project's own fine-tuning with the recipe's settings, and the views/resolution step it takes."""
+    if variants and name in variants:
+        return replace(base, **variants[name])
     today = today_config(base)
     flips = base.with_data_defaults(sample).flips
     configs = {
@@ -355,6 +377,18 @@ def ensemble(val_a, test_a, val_b, test_b, y_val) -> dict:
 # ---- one collection ----------------------------------------------------------------------------------------------
 
 
+@dataclass
+class Collection:
+    """One collection's images and what every recipe on it shares."""
+
+    name: str
+    manifest: pd.DataFrame
+    sample: str  # the bundled sample it is ("" for a folder): settles 'auto' augmentation
+    probes: dict[str, dict]
+    y_val: np.ndarray
+    record: Callable
+
+
 def one_collection(name: str, manifest: pd.DataFrame, sample: str, args, work: Path) -> dict:
     from solar_cell_inspection.core.config import FineTuneConfig
 
@@ -376,34 +410,33 @@ def one_collection(name: str, manifest: pd.DataFrame, sample: str, args, work: P
     for seed in args.seeds:
         cfg = replace(base, seed=seed, resume=False)
         kept = {}
-        for recipe in [r for r in TRAINED if r in args.recipes or (r == "today" and set(POST_HOC) & set(args.recipes))]:
+        wanted = [r for r in TRAINED if r in args.recipes or (r == "today" and set(POST_HOC) & set(args.recipes))]
+        for recipe in wanted + list(args.variants):
             out = work / name / f"{recipe}-{seed}"
             if recipe in ("tutorial", "fastai"):
                 model, config, seconds = plain_loop(recipe, cfg, manifest, classes, sample, seed)
             else:
-                model, config, seconds = run_project_recipe(project_recipe(recipe, cfg, sample), manifest, sample, out)
+                recipe_cfg = project_recipe(recipe, cfg, sample, args.variants)
+                model, config, seconds = run_project_recipe(recipe_cfg, manifest, sample, out)
             val_probs, test_probs = predict(model, config, manifest, "val"), predict(model, config, manifest, "test")
             kept[recipe] = (val_probs, test_probs, seconds, out)
-            if recipe in args.recipes:
+            if recipe in args.recipes or recipe in args.variants:
                 record(recipe, val_probs, test_probs, seconds, tta=config.get("tta"), resolution=config["resolution"])
         if "today" in kept:
-            post_hoc(name, cfg, kept, manifest, sample, probes, y_val, args, record)
+            post_hoc(Collection(name, manifest, sample, probes, y_val, record), cfg, kept["today"], args)
         if "new+ensemble" in args.recipes and "new" in kept:
-            val_p, test_p, seconds, _ = kept["new"]
-            mixed = ensemble(
-                probes["probe_auto_new"]["val_probs"], probes["probe_auto_new"]["test_probs"], val_p, test_p, y_val
-            )
-            record("new+ensemble", mixed["val_probs"], mixed["test_probs"], seconds, weight=mixed["weight"])
+            as_the_pipeline_does(work / name / "run", kept["new"], args, record)
     return summarize(results)
 
 
-def post_hoc(name, cfg, kept, manifest, sample, probes, y_val, args, record) -> None:
+def post_hoc(collection: Collection, cfg, today: tuple, args) -> None:
     """Candidates applied to ``today``'s trained network: views or resolution chosen on validation, the ensemble."""
     from solar_cell_inspection.modeling import train
     from solar_cell_inspection.modeling.model import load_classifier
 
-    val_probs, test_probs, seconds, out = kept["today"]
-    flips = cfg.with_data_defaults(sample).flips
+    val_probs, test_probs, seconds, out = today
+    manifest, record = collection.manifest, collection.record
+    flips = cfg.with_data_defaults(collection.sample).flips
     for recipe, views, scales in (("views", train.views_allowed(flips), (1.0,)), ("fixres", ["none"], (1.0, 1.2, 1.4))):
         if recipe not in args.recipes:
             continue
@@ -427,9 +460,34 @@ def post_hoc(name, cfg, kept, manifest, sample, probes, y_val, args, record) -> 
             resolution=config["resolution"],
         )
     if "ensemble" in args.recipes:
-        probe = probes["probe_auto_today"]
-        mixed = ensemble(probe["val_probs"], probe["test_probs"], val_probs, test_probs, y_val)
+        probe = collection.probes["probe_auto_today"]
+        mixed = ensemble(probe["val_probs"], probe["test_probs"], val_probs, test_probs, collection.y_val)
         record("ensemble", mixed["val_probs"], mixed["test_probs"], seconds, weight=mixed["weight"])
+
+
+def as_the_pipeline_does(run_dir: Path, new: tuple, args, record) -> None:
+    """The pipeline's own modeling steps on the collection: the probe (pooling chosen on validation), the ``new``
+    fine-tuned network, the ensemble of both (``build_ensemble``), and the candidate ``choose_and_evaluate`` would
+    ship (best validation accuracy): rows ``new+ensemble`` and ``shipped``."""
+    from solar_cell_inspection.core.config import ProbeConfig
+    from solar_cell_inspection.core.run_folder import ENSEMBLE, FINE_TUNED, LINEAR_PROBE, RunFolder
+    from solar_cell_inspection.modeling import steps
+    from solar_cell_inspection.modeling.evaluate import candidates
+    from solar_cell_inspection.modeling.model import load_classifier
+
+    run = RunFolder.open(run_dir)
+    manifest = run.read_manifest()
+    seconds, fine_tuned = new[2], new[3]
+    with contextlib.redirect_stdout(sys.stderr):
+        if not run.model(LINEAR_PROBE).is_dir():  # deterministic: once per collection
+            steps.train_probe(ProbeConfig(resolution=args.probe_resolution, feature_cache=str(FEATURE_CACHE)), run)
+        shutil.rmtree(run.model(FINE_TUNED), ignore_errors=True)
+        shutil.copytree(fine_tuned, run.model(FINE_TUNED))
+        steps.build_ensemble(run)
+    for recipe, folder in (("new+ensemble", run.model(ENSEMBLE)), ("shipped", Path(candidates(run.models)[0]["dir"]))):
+        model, config = load_classifier(folder)
+        val_probs, test_probs = predict(model, config, manifest, "val"), predict(model, config, manifest, "test")
+        record(recipe, val_probs, test_probs, seconds, model=folder.name, resolution=config["resolution"])
 
 
 def summarize(results: dict[str, list[dict]]) -> dict[str, dict]:
@@ -481,38 +539,48 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--tiny", action="store_true", help="a few digits, one seed, one epoch (the tests' run)")
     parser.add_argument("--markdown", type=Path, default=None)
+    parser.add_argument("--variant", action="append", default=[], help="NAME:KEY=VALUE,...: the defaults changed")
+    parser.add_argument("--partial", type=Path, default=None, help="the report so far, after each collection")
     args = parser.parse_args()
+    args.variants = dict(parse_variant(v) for v in args.variant)
     if args.tiny:
         args.only, args.seeds, args.max_train, args.max_val = args.only or ["digits"], [0], 24, 24
         args.epochs, args.resolution, args.probe_resolution = 1, 32, 32
+        if args.recipes == list(RECIPES):  # the knobs' own rows are config variants the unit tests cover
+            args.recipes = [r for r in RECIPES if r not in ("lp_ft", "disc_lr", "ema", "no_smoothing")]
     load, started = os.getloadavg(), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-accuracy-") as tmp:
         work = Path(tmp)
         common.bake(work / "bake")
         os.chdir(work / "bake" / "solar-cell-inspection")  # the project's relative paths (data/raw) land here
-        sources = {"elpv": (None, "elpv"), "digits": (digits_folder(work / "digits"), "")}
-        sources.update({n: (args.collections / n, "") for n in FOLDERS if (args.collections / n).is_dir()})
-        names = [n for n in sources if args.only is None or n in args.only]
-        report = {"collections": {}, "recipe_order": [], "settings": {}, "images": {}}
-        for name in names:
-            source, sample = sources[name]
-            manifest = capped(
-                capped(acquired(name, source, work, sample), "train", args.max_train), "val", args.max_val
-            )
-            if args.tiny:
-                manifest = capped(manifest, "test", 24)
-            report["images"][name] = manifest.split.value_counts().to_dict()
-            report["collections"][name] = one_collection(name, manifest, sample, args, work)
-            (work / "partial.json").write_text(json.dumps(report, default=str))
-        first = report["collections"][names[0]] if names else {}
-        report["recipe_order"] = list(first)
-        report["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+        report = run_collections(args, work)
         report["wall_seconds"] = round(time.perf_counter() - started, 1)
         report["machine"] = common.machine(load)
     if args.markdown:
         args.markdown.write_text(markdown(report))
     print(markdown(report), file=sys.stderr)
     common.print_report(report)
+
+
+def run_collections(args, work: Path) -> dict:
+    sources = {"elpv": (None, "elpv")}
+    sources.update({n: (args.collections / n, "") for n in FOLDERS if (args.collections / n).is_dir()})
+    sources["digits"] = (digits_folder(work / "digits"), "")
+    names = [n for n in sources if args.only is None or n in args.only]
+    report = {"collections": {}, "recipe_order": [], "images": {}}
+    report["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    for name in names:
+        source, sample = sources[name]
+        manifest = capped(capped(acquired(name, source, work, sample), "train", args.max_train), "val", args.max_val)
+        if args.tiny:
+            manifest = capped(manifest, "test", 24)
+        write_manifest(manifest, work / name / "run")
+        report["images"][name] = manifest.split.value_counts().to_dict()
+        report["collections"][name] = one_collection(name, manifest, sample, args, work)
+        report["recipe_order"] = list(report["collections"][names[0]])
+        if args.partial:
+            args.partial.write_text(json.dumps(report, default=str))
+    return report
 
 
 if __name__ == "__main__":

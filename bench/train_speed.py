@@ -87,23 +87,24 @@ class Project:
     def loaders(self, manifest):
         return self.train.build_loaders(manifest, ["defective", "functional"], self.cfg)
 
-    def step_kit(self, net, steps: int) -> tuple:
-        """What ``fit`` hands ``train_one_epoch``: the network it trains, optimizer, schedule, scaler, loss."""
-        device = self.torch.device("cpu")
-        optimizer, scheduler, scaler = self.train._optimisation(net, self.cfg, steps, device)
+    def step_kit(self, net, steps: int):
+        """A ``train_one_epoch(loader)`` made of what ``fit`` hands it: the network it trains (logits), the
+        optimisation (optimizer, schedule, scaler, weight average: ``_optimisation``) and the loss."""
+        optimisation = self.train._optimisation(net, self.cfg, steps, self.torch.device("cpu"))
         criterion = self.torch.nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing)
-        return self.model.Logits(net), optimizer, scheduler, scaler, criterion
+        logits = self.model.Logits(net)
+        return lambda loader: self.train.train_one_epoch(logits, loader, optimisation, criterion)
 
     def ours(self, net, manifest, epochs: int, steps: int) -> list[float]:
         """``build_loaders``, then per epoch ``seed_epoch`` + ``train_one_epoch`` as ``fit`` runs them: each
         epoch's seconds (the loaders are built before the clock starts, as ``fine_tune`` builds them first)."""
         train_loader, _ = self.loaders(manifest)
-        kit = self.step_kit(net, steps)
+        train_one_epoch = self.step_kit(net, steps)
         seconds = []
         for epoch in range(epochs):
             started = time.perf_counter()
             self.train.seed_epoch(train_loader, epoch)
-            self.train.train_one_epoch(kit[0], train_loader, *kit[1:])
+            train_one_epoch(train_loader)
             seconds.append(time.perf_counter() - started)
         return seconds
 
@@ -148,10 +149,10 @@ def breakdown(project: Project, cells, manifest, start_net, batch_size: int) -> 
         loader_s.append(time.perf_counter() - started)
 
     net = copy.deepcopy(start_net)
-    kit = project.step_kit(net, 2 * n)
-    train.train_one_epoch(kit[0], ready, *kit[1:])  # warm: the first steps of a fresh optimizer allocate
+    train_one_epoch = project.step_kit(net, 2 * n)
+    train_one_epoch(ready)  # warm: the first steps of a fresh optimizer allocate
     started = time.perf_counter()
-    train.train_one_epoch(kit[0], ready, *kit[1:])
+    train_one_epoch(ready)
     step_s = time.perf_counter() - started
 
     return {

@@ -89,6 +89,7 @@ COMMON = {
     "tests/unit/test_review_splits.py",
     "tests/unit/test_samples.py",
     "tests/unit/test_sources.py",
+    "tests/unit/test_transfer_recipe.py",
 }
 MODULES = set(
     """

@@ -59,15 +59,14 @@ def test_featurization_benchmark_compares_onnxruntime_with_torch_eager_on_the_sa
 def test_training_speed_benchmark_compares_our_loop_with_a_plain_one_and_breaks_the_gap_down():
     figures = run_bench(
         "train_speed.py",
-        *("--images", "12", "--resolution", "32", "--batch-size", "4", "--steps", "5", "--rounds", "1"),
+        *("--images", "8", "--resolution", "32", "--batch-size", "4", "--steps", "3", "--rounds", "1"),
     )
-    assert figures["images"] == 12 and figures["epochs"] == 2 and figures["steps"] == 6, "whole epochs of 3 batches"
+    assert figures["images"] == 8 and figures["epochs"] == 2 and figures["steps"] == 4, "whole epochs of 2 batches"
     assert (figures["flips"], figures["augment_strength"]) == ("all", 0.5), "augmentation as the demo runs it on ELPV"
     assert positive(figures["baseline_plain_loop_images_per_s"], figures["ours_images_per_s"])
     assert positive(figures["ours_first_epoch_images_per_s"], figures["ours_later_epochs_images_per_s"])
-    assert figures["ours_vs_baseline"] == round(
-        figures["ours_images_per_s"] / figures["baseline_plain_loop_images_per_s"], 3
-    )
+    ratio = figures["ours_images_per_s"] / figures["baseline_plain_loop_images_per_s"]
+    assert math.isclose(figures["ours_vs_baseline"], ratio, rel_tol=0.05), figures
     parts = figures["breakdown"]
     for name in ("decode_and_resize", "augment", "seed_epoch", "model_step", "loader_alone"):
         assert positive(*(v for k, v in parts.items() if k.startswith(name))), (name, parts)
@@ -195,30 +194,19 @@ def test_incremental_benchmark_reruns_nothing_when_nothing_changed_and_only_what
 
 
 def test_accuracy_benchmark_compares_every_recipe_on_the_same_images():
-    """The yardstick on a few digits: every recipe row, validation and test figures, the table; the baseline and
-    fastai's schedule are plain loops of their own, not the project's training code."""
+    """The yardstick on a few digits: the probe rows, the baseline and fastai's schedule (plain loops of their own,
+    not the project's training code), today's and the new recipe, the post-hoc candidates and the shipped model."""
     figures = run_bench("accuracy.py", "--tiny")
     rows = figures["collections"]["digits"]
     from_probe = {"probe_average", "probe_bilinear", "probe_multistage", "probe_auto_today", "probe_auto_new"}
-    assert set(rows) == from_probe | {
-        "tutorial",
-        "fastai",
-        "today",
-        "lp_ft",
-        "disc_lr",
-        "ema",
-        "no_smoothing",
-        "new",
-    } | {
-        "views",
-        "fixres",
-        "ensemble",
-        "new+ensemble",
-    }
+    trained = {"tutorial", "fastai", "today", "new"}
+    assert set(rows) == from_probe | trained | {"views", "fixres", "ensemble", "new+ensemble", "shipped"}
     for name, row in rows.items():
         assert 0 <= row["val_accuracy"] <= 1 and 0 <= row["test_accuracy"] <= 1, (name, row)
         assert row["seeds"] == 1 and "test_balanced_accuracy" in row, (name, row)
-    assert all(rows[name]["seconds"] > 0 for name in ("tutorial", "fastai", "today", "new")), rows
+    assert all(rows[name]["seconds"] > 0 for name in trained), rows
     chosen = rows["probe_auto_new"]["runs"][0]["pooling"]
     assert rows["probe_auto_new"]["val_accuracy"] == rows[f"probe_{chosen}"]["val_accuracy"], "auto takes the best"
+    shipped = rows["shipped"]["val_accuracy"]
+    assert shipped == max(rows[r]["val_accuracy"] for r in ("probe_auto_new", "new", "new+ensemble")), rows
     assert figures["wall_seconds"] > 0 and figures["images"]["digits"]["test"] == 24

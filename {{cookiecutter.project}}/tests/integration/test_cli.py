@@ -69,7 +69,8 @@ def test_one_command_per_stage_runs_what_the_notebooks_run_and_a_recall_target_t
         result = run_cli(stage, "--run-dir", str(run), *parameters)
         assert result.returncode == 0, f"{stage}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics["candidates"]) == {"linear_probe", "fine_tuned", "ensemble"} and metrics["resolution"] in (64, 32)
+    assert set(metrics["candidates"]) == {"linear_probe", "fine_tuned", "ensemble"}
+    assert metrics["resolution"] in (64, 32, 48), "the probe's, or the fine-tuned network's chosen on validation"
     fine_tuned = json.loads((run / "results" / "02_fine_tune.json").read_text())
     assert (fine_tuned["flips"], fine_tuned["augment_strength"]) == ("horizontal", 1.0), "auto, for own images"
     decision = metrics["decision"]

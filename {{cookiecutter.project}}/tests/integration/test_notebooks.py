@@ -85,7 +85,7 @@ def test_the_probe_chose_its_pooling_on_validation_and_metrics_record_it(smoke_r
     out, _ = smoke_run
     probe = json.loads((out / "results" / "01_linear_probe.json").read_text())
     candidates = probe["pooling_candidates"]
-    assert set(candidates) == {"average", "bilinear"}
+    assert set(candidates) == {"average", "bilinear", "multistage"}
     assert candidates[probe["pooling"]]["val_accuracy"] == max(c["val_accuracy"] for c in candidates.values())
     assert probe["val_accuracy"] == candidates[probe["pooling"]]["val_accuracy"]
     metrics = json.loads((out / "metrics.json").read_text())

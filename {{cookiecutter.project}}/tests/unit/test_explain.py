@@ -30,7 +30,7 @@ def test_grad_cam_finds_the_cat_and_not_the_grey_beside_it(tmp_path):
     assert heat[:, :112].mean() > 3 * heat[:, 112:].mean(), (heat[:, :112].mean(), heat[:, 112:].mean())
 
 
-@pytest.mark.parametrize("pooling", ["average", "bilinear"])
+@pytest.mark.parametrize("pooling", ["average", "bilinear", "multistage"])
 def test_heat_maps_work_for_the_probe_of_either_pooling(pooling, tiny_images):
     backbone = featurizer("efficientnet_lite0", pooling=pooling, resolution=64)
     model = ImageClassifier(backbone, nn.Linear(feature_dim("efficientnet_lite0", pooling), 2)).eval()

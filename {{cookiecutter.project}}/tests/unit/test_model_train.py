@@ -136,7 +136,7 @@ def test_augmentation_keeps_shape_and_dtype(flips):
     assert not np.array_equal(out, images)
 
 
-@pytest.mark.parametrize("pooling", ["average", "bilinear"])
+@pytest.mark.parametrize("pooling", ["average", "bilinear", "multistage"])
 def test_saved_classifier_round_trips(tmp_path, tiny_images, pooling):
     backbone = featurizer("efficientnet_lite0", pooling=pooling, resolution=32)
     model = ImageClassifier(backbone, torch.nn.Linear(feature_dim("efficientnet_lite0", pooling), 2)).eval()

@@ -181,6 +181,7 @@ class FineTuneConfig:
     flips: str = "auto"  # auto: what suits the data (see ``with_data_defaults``)
     augment_strength: float | str = "auto"
     freeze_blocks: int = 3
+    freeze_norms: bool = False  # True: batch norms keep their pretrained statistics while their weights train
     head_init: str = "probe"  # see choices.HEAD_INITS
     backbone_lr_scale: float = 0.1  # the first trained block's share of the learning rate, rising to 1 at the head
     ema_decay: float = 0.0  # > 0: an exponential moving average of the weights competes for the checkpoint

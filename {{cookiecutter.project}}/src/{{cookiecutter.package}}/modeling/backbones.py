@@ -58,6 +58,7 @@ class Features(nn.Module):
     statistics) while the rest fine-tunes."""
 
     frozen_blocks = 0
+    frozen_norms = False  # every batch norm keeps its pretrained statistics (eval mode) while its weights train
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
@@ -75,8 +76,9 @@ class Features(nn.Module):
         """From the last ``trunk`` map to the pooled features ``forward`` gives."""
         raise NotImplementedError
 
-    def freeze(self, n_blocks: int) -> None:
-        self.frozen_blocks = n_blocks
+    def freeze(self, n_blocks: int, norms: bool = False) -> None:
+        """The stem and the first ``n_blocks`` fixed; with ``norms``, every batch norm's statistics too."""
+        self.frozen_blocks, self.frozen_norms = n_blocks, norms
         for module in self._frozen_modules():
             module.requires_grad_(False)
         self.train(self.training)
@@ -85,6 +87,10 @@ class Features(nn.Module):
         super().train(mode)
         for module in self._frozen_modules():
             module.eval()
+        if self.frozen_norms:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         return self
 
     def _frozen_modules(self) -> list[nn.Module]:

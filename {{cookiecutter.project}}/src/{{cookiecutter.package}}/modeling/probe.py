@@ -6,6 +6,7 @@ template descends from). The fitted scaler + classifier are folded into one
 single network.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,11 +29,15 @@ class ProbeResult:
     curve: list[dict[str, float]]  # one row per C: train and validation accuracy
 
 
-def make_probe(c: float, seed: int = 0, classifier: str = "logistic_regression") -> Pipeline:
+def make_probe(c: float, seed: int = 0, classifier: str = "logistic_regression", standardize: bool = True) -> Pipeline:
+    """``standardize=False`` fits on the features as they are: its folded weights stay on their scale (a
+    standardized probe folds 1/std into them, huge for a near-constant feature), which a head that goes on
+    training needs."""
+    scaler = [StandardScaler()] if standardize else []
     if classifier == "linear_svm":
-        return make_pipeline(StandardScaler(), LinearSVC(C=c, max_iter=20000, random_state=seed))
+        return make_pipeline(*scaler, LinearSVC(C=c, max_iter=20000, random_state=seed))
     if classifier == "logistic_regression":
-        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000, random_state=seed))
+        return make_pipeline(*scaler, LogisticRegression(C=c, max_iter=5000, random_state=seed))
     raise ValueError(f"Invalid classifier {classifier!r}. Only {', '.join(CLASSIFIERS)} are supported.")
 
 
@@ -56,12 +61,14 @@ def fit_probe(
     x_val: np.ndarray,
     y_val: np.ndarray,
     c_grid: tuple[float, ...],
-    classifier: str = "logistic_regression",
+    classifier: str | Callable[[float], Pipeline] = "logistic_regression",
 ) -> ProbeResult:
-    """Fit one probe per C on train; keep the best validation accuracy (ties: lower log-loss)."""
+    """Fit one probe per C on train; keep the best validation accuracy (ties: lower log-loss). ``classifier``: a
+    name (``make_probe``), or a function from C to an unfitted probe."""
+    make = classifier if callable(classifier) else lambda c: make_probe(c, classifier=classifier)
     curve, best = [], None
     for c in c_grid:
-        probe = make_probe(c, classifier=classifier).fit(x_train, y_train)
+        probe = make(c).fit(x_train, y_train)
         val_probs = probabilities(probe, x_val)
         row = {
             "C": c,
@@ -103,9 +110,11 @@ def to_linear(probe: Pipeline) -> nn.Linear:
     Binary classifiers have one weight vector w: the logits [0, w.x + b] give, through
     softmax, sigmoid(w.x + b), which is logistic regression's probability.
     """
-    scaler, classifier = probe.steps[0][1], probe.steps[-1][1]
-    weight = classifier.coef_ / scaler.scale_  # fold (x - mean) / scale into the weights
-    bias = classifier.intercept_ - weight @ scaler.mean_
+    classifier = probe.steps[-1][1]
+    scaler = probe.steps[0][1] if len(probe.steps) > 1 else StandardScaler(with_mean=False, with_std=False)
+    scale = scaler.scale_ if scaler.with_std else 1.0
+    weight = classifier.coef_ / scale  # fold (x - mean) / scale into the weights
+    bias = classifier.intercept_ - (weight @ scaler.mean_ if scaler.with_mean else 0.0)
     if weight.shape[0] == 1:
         weight = np.vstack([np.zeros_like(weight), weight])
         bias = np.concatenate([[0.0], bias])

@@ -9,6 +9,7 @@ import json
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,6 @@ from ..core.images import load_image
 from . import distributed, features, probe
 from .augment import augment_batch, build_augmenter
 from .model import ImageClassifier, Logits, load_classifier, new_classifier, predict_paths, save_classifier
-
 
 # Decoded images are kept in memory only for a set whose N x R x R x 3 bytes fit in this (per dataset): ELPV's 2,624
 # cells take 201 MB at 160 px and 395 MB at 224 px; 10,000 photos at 224 px (1.5 GB) would be decoded every epoch.
@@ -258,6 +258,8 @@ def fit(
     state = {"model": model, **{k: v for k, v in vars(optimisation).items() if v is not None}}
     average = optimisation.average
     history = _resume(out_dir / LAST, state, config) if cfg.resume else History()
+    if config.get("head_init") == "probe" and not history.rows:
+        _keep_the_start(model, val_loader, out_dir, config, history)
     for epoch in range(len(history.rows), epochs if not history.finished else 0):
         seed_epoch(train_loader, epoch)
         started = time.monotonic()
@@ -285,6 +287,16 @@ def fit(
         if history.finished:
             break
     return history
+
+
+def _keep_the_start(model: ImageClassifier, val_loader: DataLoader, out_dir: Path, config: dict, history: History):
+    """A head started from a probe is already a model: it is the checkpoint (epoch 0) until an epoch beats it on
+    validation, so fine-tuning never hands on less than it started from."""
+    history.best_val_accuracy = evaluate(model, val_loader)[1]
+    history.best_epoch = 0
+    distributed.log(f"epoch 0 (the probe's head, before training): val acc {history.best_val_accuracy:.3f}")
+    if distributed.is_main():
+        save_classifier(model, out_dir, **config, best_epoch=0, val_accuracy=history.best_val_accuracy, kept="start")
 
 
 def _epoch_line(row: dict, epochs: int) -> str:
@@ -355,7 +367,7 @@ def fine_tune(manifest: pd.DataFrame, cfg, out_dir: Path, sample: str = "") -> H
     model = new_classifier(cfg.backbone, len(classes), cfg.resolution, cfg.dropout, weights=cfg.weights)
     if cfg.head_init == "probe":
         start_head_from_probe(model, manifest, classes, cfg)
-    model.backbone.freeze(cfg.freeze_blocks)
+    model.backbone.freeze(cfg.freeze_blocks, norms=cfg.freeze_norms)
     train_labels = train_loader.dataset.labels
     distributed.log(
         f"{len(train_labels)} training and {len(val_loader.dataset)} validation images, {cfg.epochs} epochs, "
@@ -369,6 +381,7 @@ def fine_tune(manifest: pd.DataFrame, cfg, out_dir: Path, sample: str = "") -> H
         "classifier": "fine_tuned",
         "settings": vars(cfg),
         "data": training_data_digest(manifest),  # a checkpoint resumes only on the images it was trained on
+        "head_init": cfg.head_init,  # a probe's head is a model already: epoch 0 is a checkpoint candidate
     }
     weight = class_weights(train_labels, len(classes), cfg.class_weights)
     return fit(model, (train_loader, val_loader), cfg, out_dir, config, weight)
@@ -382,21 +395,24 @@ def training_data_digest(manifest: pd.DataFrame) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-HEAD_PROBE_C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)  # the probe's usual optimum on pooled features lies in here
+HEAD_PROBE_C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # unstandardized pooled features: the optimum lies in here
 
 
-def start_head_from_probe(model: ImageClassifier, manifest: pd.DataFrame, classes: list[str], cfg) -> probe.ProbeResult:
+def start_head_from_probe(model: ImageClassifier, manifest: pd.DataFrame, classes: list[str], cfg):
     """LP-FT: the new layer starts as a logistic regression fitted (C chosen on validation) on the frozen network's
     average-pooled features at the fine-tuning resolution, so the first steps refine a working classifier instead of
-    pushing a random head's large gradients into the pretrained features. The features are the model's own backbone's
-    (computed afresh, seconds through ONNX Runtime; training writes no cache)."""
+    pushing a random head's large gradients into the pretrained features. Fitted on the features as they are, not
+    standardized: folding a standardizer puts 1/std of near-constant features into the weights, and training's
+    batch statistics and dropout then send the logits into the hundreds. The features are the model's own
+    backbone's (computed afresh, seconds through ONNX Runtime; training writes no cache)."""
     spec = features.FeatureSpec(cfg.backbone, cfg.resolution, cfg.weights, "average", cfg.resize, cfg.batch_size)
     rows = manifest[manifest.split.isin(["train", "val"])]
     with tempfile.TemporaryDirectory(prefix="head-probe-") as work:
         x = features.features_of(model.backbone.eval(), list(rows.path), spec, Path(work))
     y = rows.label.map({name: i for i, name in enumerate(classes)}).to_numpy()
     train_rows, val_rows = (rows.split == "train").to_numpy(), (rows.split == "val").to_numpy()
-    fitted = probe.fit_probe(x[train_rows], y[train_rows], x[val_rows], y[val_rows], HEAD_PROBE_C_GRID)
+    unscaled = partial(probe.make_probe, standardize=False)
+    fitted = probe.fit_probe(x[train_rows], y[train_rows], x[val_rows], y[val_rows], HEAD_PROBE_C_GRID, unscaled)
     model.head.load_state_dict(probe.to_linear(fitted.pipeline).state_dict())
     distributed.log(f"head started from a probe: C = {fitted.best_c:g}, validation accuracy {fitted.val_accuracy:.4f}")
     return fitted
