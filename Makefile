@@ -5,10 +5,10 @@ DEMO_PROJECT := $(DEMO_DIR)/solar-cell-inspection
 DEMO_PACKAGE := solar_cell_inspection
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test demo bench lint clean
+.PHONY: help venv test demo bench bench-accuracy lint clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-15s %s\n", $$1, $$2}'
 
 venv: ## create .venv (or reuse the cached one built from the same requirements-dev.txt)
 	@tools/ensure-venv
@@ -33,6 +33,10 @@ bench: venv ## every benchmark under bench/, each against a baseline measured in
 	$(PY) bench/scorer.py
 	$(PY) bench/int8.py
 	$(PY) bench/label_noise.py
+
+bench-accuracy: venv ## transfer recipes on five real collections, 3 seeds (hours on 2 cores): build/accuracy.md
+	mkdir -p build
+	$(PY) bench/accuracy.py --seeds 0 1 2 --markdown build/accuracy.md --partial build/accuracy.partial.json > build/accuracy.json
 
 lint: venv ## ruff on the template's own Python (hooks, tests)
 	.venv/bin/ruff check hooks tests bench

@@ -71,7 +71,7 @@ def test_each_notebook_recorded_its_results(smoke_run):
     assert results["01_export"]["onnx_gap"] < 1e-3
     assert results["02_batch_score"]["n_scored"] == json.loads((out / "metrics.json").read_text())["n_test"]
     assert results["03_web_service"]["prediction"]["label"] in ("horizontal", "vertical")
-    assert results["02_fine_tune"]["best_epoch"] in (1, 2)
+    assert results["02_fine_tune"]["best_epoch"] in (0, 1, 2), "0: no epoch beat the probe's head it started from"
     split_counts = results["01_acquire_data"]["split_counts"]
     assert results["02_explore_and_review"]["n_reviewed_by_probe"] == sum(split_counts.values()), "every split"
     assert set(split_counts) == {"train", "val", "test"}
