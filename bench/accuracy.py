@@ -363,14 +363,14 @@ def fastai_phases(model, cfg, steps_per_epoch: int) -> list:
 
 
 def ensemble(val_a, test_a, val_b, test_b, y_val) -> dict:
-    """Calibrated probabilities of two models averaged, the weight of the second chosen on validation."""
+    """Calibrated probabilities of two models averaged, the second's share chosen on validation: the product's
+    grid and tie rule (``modeling.ensemble``), on probabilities already computed."""
     from solar_cell_inspection.modeling.calibration import apply_temperature, fit_temperature
+    from solar_cell_inspection.modeling.ensemble import WEIGHT_GRID, accuracy, choose_weight
 
     val_a, test_a = (apply_temperature(p, fit_temperature(y_val, val_a)) for p in (val_a, test_a))
     val_b, test_b = (apply_temperature(p, fit_temperature(y_val, val_b)) for p in (val_b, test_b))
-    weights = (0.0, 0.25, 0.5, 0.75, 1.0)
-    accuracy = {w: float((((1 - w) * val_a + w * val_b).argmax(1) == y_val).mean()) for w in weights}
-    w = max(weights, key=lambda w: (accuracy[w], -abs(w - 0.5)))
+    w = choose_weight({w: accuracy(y_val, (1 - w) * val_a + w * val_b) for w in WEIGHT_GRID})
     return {"val_probs": (1 - w) * val_a + w * val_b, "test_probs": (1 - w) * test_a + w * test_b, "weight": w}
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 from torch import nn
 
 from {{ cookiecutter.package }}.core.decision import decide
@@ -14,7 +15,13 @@ from {{ cookiecutter.package }}.modeling.calibration import (
     fit_temperature,
     log_loss,
 )
-from {{ cookiecutter.package }}.modeling.evaluate import bootstrap_intervals, classification_metrics
+from {{ cookiecutter.package }}.modeling.evaluate import (
+    auc,
+    bootstrap_intervals,
+    classification_metrics,
+    resampled_scores,
+    stratified_resamples,
+)
 from {{ cookiecutter.package }}.modeling.threshold import choose_threshold, rates
 
 CLASSES = ["defective", "functional"]
@@ -60,6 +67,30 @@ def test_every_resample_keeps_the_class_counts_so_a_rare_class_is_never_missing(
     probs = np.stack([np.linspace(0.9, 0.6, 100), np.linspace(0.1, 0.4, 100)], axis=1)
     intervals = bootstrap_intervals(y, probs, CLASSES, resamples=300)
     assert not np.isnan(intervals["auc"]).any(), "each resample holds both classes, so AUC is always defined"
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_every_resample_scores_what_scikit_learn_scores_on_the_same_images(n_classes):
+    """The bootstrap scores all resamples at once: each must equal scikit-learn's metrics on that resample,
+    ties in the probabilities included (rounded to two decimals, so many tie)."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, n_classes, 90)
+    probs = np.round(rng.dirichlet(np.ones(n_classes), 90), 2)
+    probs /= probs.sum(axis=1, keepdims=True)
+    rows = stratified_resamples(y, 25, rng)
+    accuracy, auc_values, precision, recall = resampled_scores(y, probs, rows)
+    for i, resample in enumerate(rows):
+        truth, scores = y[resample], probs[resample]
+        assert np.bincount(truth, minlength=n_classes).tolist() == np.bincount(y, minlength=n_classes).tolist()
+        assert accuracy[i] == pytest.approx((scores.argmax(1) == truth).mean())
+        assert auc_values[i] == pytest.approx(auc(truth, scores), abs=1e-12)
+        p, r, _, _ = precision_recall_fscore_support(
+            truth, scores.argmax(1), labels=list(range(n_classes)), zero_division=0
+        )
+        np.testing.assert_allclose(precision[i], p, atol=1e-12)
+        np.testing.assert_allclose(recall[i], r, atol=1e-12)
+    if n_classes == 2:
+        assert auc_values[0] == pytest.approx(roc_auc_score(y[rows[0]], probs[rows[0], 1]), abs=1e-12)
 
 
 def overconfident(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ from ..core.batching import batches
 from ..core.choices import DEFAULT_RESIZE, WEIGHTS
 from ..core.images import load_batch
 from ..core.paths import resolve
-from .onnx_export import export_onnx
+from .onnx_export import export_onnx, worth_exporting
 from .pooling import POOLINGS, check_pooling, featurizer
 
 
@@ -119,9 +119,11 @@ def _compute(paths: list[str], spec: FeatureSpec, work_dir: Path | None) -> np.n
 
 def features_of(model: torch.nn.Module, paths: list[str], spec: FeatureSpec, work_dir: Path | None) -> np.ndarray:
     """``model``'s output for every image (resolution, resize and batch size from ``spec``): through ONNX Runtime on
-    CPU, in torch on CUDA."""
+    CPU, in torch on CUDA or for too few images to pay for the export."""
     if torch.cuda.is_available():
         run = _torch_runner(model)
+    elif not worth_exporting(len(paths), spec.resolution):
+        run = _eager_runner(model)
     else:
         onnx_path = Path(work_dir or ".") / f"featurizer-{spec.key}.onnx"
         sess = onnx_io.session(export_onnx(model, onnx_path, spec.resolution, "features"))
@@ -131,6 +133,16 @@ def features_of(model: torch.nn.Module, paths: list[str], spec: FeatureSpec, wor
         for batch in tqdm(batches(paths, spec.batch_size), desc=f"features {spec.backbone}")
     ]
     return np.concatenate(out).astype(np.float32)
+
+
+def _eager_runner(model: torch.nn.Module):
+    model = model.eval()
+
+    @torch.inference_mode()
+    def run(images: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(images)).float().numpy()
+
+    return run
 
 
 def _torch_runner(model: torch.nn.Module):

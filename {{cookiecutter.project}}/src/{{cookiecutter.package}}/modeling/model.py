@@ -20,7 +20,7 @@ from ..core.batching import batches
 from ..core.choices import FLIPS
 from ..core.images import DEFAULT_RESIZE, load_batch
 from .backbones import BACKBONES, get_backbone
-from .onnx_export import export_onnx
+from .onnx_export import export_onnx, worth_exporting
 from .pooling import feature_dim, featurizer
 
 WEIGHTS_FILE = "model.pt"
@@ -189,12 +189,15 @@ def predict_paths(
     """Probabilities for image files; pass the model's own resolution and resize.
 
     On CUDA in torch; on CPU through ONNX Runtime, the path deployment scores on (several
-    times faster than torch eager there, mirrored views included)."""
+    times faster than torch eager there, mirrored views included), unless there are too few images to pay for
+    the export (``worth_exporting``)."""
     chunks = list(batches(paths, batch_size))
-    if torch.cuda.is_available():
-        model = model.to("cuda").eval()
+    on_cuda = torch.cuda.is_available()
+    if on_cuda or not worth_exporting(len(paths), resolution):
+        device = "cuda" if on_cuda else "cpu"
+        model = model.to(device).eval()
         with torch.inference_mode():
-            run = lambda images: model(torch.from_numpy(images).cuda()).float().cpu().numpy()  # noqa: E731
+            run = lambda images: model(torch.from_numpy(images).to(device)).float().cpu().numpy()  # noqa: E731
             return np.concatenate([run(load_batch(b, resolution, resize)) for b in tqdm(chunks, desc="scoring")])
     session = _onnx_session(model, resolution)
     out = [onnx_io.run(session, load_batch(b, resolution, resize)) for b in tqdm(chunks, desc="scoring")]
