@@ -33,6 +33,7 @@ def check(project: Path, checkout: str | None) -> int:
 
 def diff(project: Path) -> int:
     commit = short(load_state(project)["commit"])
+    print(f"Your project (-) against a fresh bake of template commit {commit} with your answers (+):", flush=True)
     if cruft.diff(project, exit_code=True):
         print(f"No difference from a fresh bake of template commit {commit}.")
     return 0
