@@ -14,8 +14,9 @@ from template_sync.__main__ import main
 from template_sync.state import SyncError, load_state
 from template_sync.update import update
 
-# Spelled in pieces: this file is itself baked from a template, which would fill the name in.
+# Spelled in pieces: this file is itself baked from a template, whose tests look for leftover template syntax.
 PROJECT_FOLDER = "{" * 2 + " cookiecutter" + ".project " + "}" * 2
+PROMPTS_FILE = "cookiecutter" + ".json"
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 
 
@@ -67,7 +68,7 @@ def linked(tmp_path: Path) -> tuple[Path, Path]:
     """A template at its first commit, and a project baked from it by cruft, committed, with the user's work."""
     template = tmp_path / "template"
     (template / PROJECT_FOLDER).mkdir(parents=True)
-    (template / "cookiecutter.json").write_text(json.dumps({"project": "demo"}))
+    (template / PROMPTS_FILE).write_text(json.dumps({"project": "demo"}))
     git(template, "init", "-q")
     commit(template, {f"{PROJECT_FOLDER}/{name}": text for name, text in BASE.items()}, "A")
     project = cruft.create(str(template), output_dir=tmp_path / "out")
@@ -171,3 +172,12 @@ def test_notebooks_changed_in_different_cells_merge_without_conflict():
     merged = notebooks.merge(base, notebook("A = 2", "B = 1"), notebook("A = 1", "B = 2"))
     assert merged.conflicts == []
     assert [cell.source for cell in nbformat.reads(merged.text, as_version=4).cells] == ["A = 2", "B = 2"]
+
+
+def test_a_notebook_broken_by_hand_is_listed_and_left_as_it_is(linked, capsys):
+    template, project = linked
+    commit(project, {"nb.ipynb": "{ not json"}, "broken")
+    template_change(template, {"nb.ipynb": notebook("A = 1  # a parameter", "print(A, 'new')")})
+    assert main(["update", "--project", str(project)]) == 1
+    assert "nb.ipynb: not a notebook nbdime can read" in capsys.readouterr().out
+    assert (project / "nb.ipynb").read_text() == "{ not json"

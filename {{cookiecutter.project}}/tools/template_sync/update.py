@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
 from cruft._commands.utils import diff
 
 from . import changelog, notebooks, renders
@@ -99,8 +100,10 @@ def apply_patch(project: Path, old: Path, new: Path, report: Report) -> None:
         return
     paths = "\n".join(str(path) for path in old.rglob("*") if path.is_file())
     git(project, "hash-object", "-w", "--no-filters", "--stdin-paths", stdin=paths + "\n")
-    applied = subprocess.run(["git", "apply", "-3"], cwd=project, input=patch, capture_output=True, text=True)
-    conflicts = git(project, "diff", "--name-only", "--diff-filter=U").split()
+    prefix = git(project, "rev-parse", "--show-prefix").strip()  # the project may sit inside a larger repository
+    command = ["git", "apply", "-3", *(["--directory", prefix] if prefix else [])]
+    applied = subprocess.run(command, cwd=project, input=patch, capture_output=True, text=True)
+    conflicts = git(project, "diff", "--name-only", "--relative", "--diff-filter=U").splitlines()
     if applied.returncode != 0 and not conflicts:
         raise SyncError(f"git apply refused the template's changes, nothing was changed: {applied.stderr.strip()}")
     for path in conflicts:
@@ -128,7 +131,11 @@ def merge_notebook(project: Path, path: str, base: str, template: str, report: R
         git(project, "add", "--", path)
         report.changed.append(path)
         return
-    merged = notebooks.merge(base, yours, template)
+    try:
+        merged = notebooks.merge(base, yours, template)
+    except (ValueError, nbformat.ValidationError) as error:  # not JSON, or not a notebook: left as it is
+        report.conflicts.append(f"{path}: not a notebook nbdime can read ({error}); the template's change is not in")
+        return
     target.write_text(merged.text, encoding="utf-8")
     if merged.conflicts:  # left unstaged until the user resolves it
         report.conflicts += [f"{path}: {where}" for where in merged.conflicts]
