@@ -138,6 +138,7 @@ def test_update_keeps_the_users_work_and_brings_every_template_change(linked):
     result = make(project, "template-update")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "- Added: `make hello`." in result.stdout
+    assert "Next steps" not in result.stdout  # the hooks ran for the re-bakes, and knew them for re-bakes
     assert "hello: ## say hello" in (project / "Makefile").read_text()
     assert '"pillow>=11"' in (project / "pyproject.toml").read_text()
     assert not (project / "docs" / "model_report.md").exists() and "docs/model_report.md" in result.stdout
