@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import TEMPLATE, bake
+from .helpers import TEMPLATE, bake, is_git_checkout
 
 COMMON = {
     ".dockerignore",
@@ -90,7 +90,17 @@ COMMON = {
     "tests/unit/test_samples.py",
     "tests/unit/test_sources.py",
     "tests/unit/test_transfer_recipe.py",
+    "tests/unit/test_template_sync.py",
+    "tools/template_sync/__init__.py",
+    "tools/template_sync/__main__.py",
+    "tools/template_sync/changelog.py",
+    "tools/template_sync/notebooks.py",
+    "tools/template_sync/renders.py",
+    "tools/template_sync/state.py",
+    "tools/template_sync/update.py",
 }
+# A bake from a git checkout records its template commit (a bake from a plain folder cannot: test_hooks).
+LINK = {".cruft.json"} if is_git_checkout(TEMPLATE) else set()
 MODULES = set(
     """
     __init__.py __main__.py
@@ -122,7 +132,7 @@ MODULES = set(
 
 def expected_files(package: str, samples: set[str], license_file: bool = True) -> set[str]:
     src = {f"src/{package}/{m}" for m in MODULES} | {f"src/{package}/acquisition/samples/{s}.py" for s in samples}
-    return COMMON | src | ({"LICENSE"} if license_file else set())
+    return COMMON | LINK | src | ({"LICENSE"} if license_file else set())
 
 
 def file_set(project: Path) -> set[str]:

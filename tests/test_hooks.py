@@ -1,11 +1,15 @@
-"""Bad names stop the bake with one clear line and leave nothing behind."""
+"""Bad names stop the bake with one clear line and leave nothing behind; a good bake prints the next steps and
+is linked to its template commit (``.cruft.json``) when the template is a git checkout."""
 
+import json
+import shutil
 import subprocess
 import sys
 
+import cruft
 import pytest
 
-from .helpers import TEMPLATE
+from .helpers import TEMPLATE, git, template_repository
 
 
 @pytest.mark.parametrize(
@@ -39,3 +43,52 @@ def test_a_good_bake_prints_the_next_steps(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "make pipeline" in result.stdout and (tmp_path / "solar-cell-inspection").is_dir()
+
+
+def test_a_bake_from_a_git_checkout_is_linked_to_its_commit_for_cruft(tmp_path, capfd):
+    template = template_repository(tmp_path / "template")
+    result = subprocess.run(  # the README's way: cookiecutter on a relative path
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            "--output-dir",
+            str(tmp_path / "out"),
+            ".",
+            "dataset=digits",
+        ],
+        cwd=template,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "cannot" not in result.stdout
+    project = tmp_path / "out" / "solar-cell-inspection"
+    state = json.loads((project / ".cruft.json").read_text())
+    assert state["template"] == str(template) and state["commit"] == git(template, "rev-parse", "HEAD").strip()
+    assert (
+        state["context"]["cookiecutter"]["dataset"] == "digits"
+        and "_output_dir" not in state["context"]["cookiecutter"]
+    )
+    assert cruft.check(project)
+    capfd.readouterr()
+    same = cruft.diff(project, exit_code=True)  # cruft re-bakes the template: the hook runs again, in a subprocess
+    printed = capfd.readouterr().out
+    assert same, printed  # the re-bake equals the bake
+    assert "Next steps" not in printed and not printed.strip()  # a re-bake is not a first bake: the hook is quiet
+
+
+def test_a_bake_from_a_plain_folder_says_once_why_it_cannot_be_updated(tmp_path):
+    template = template_repository(tmp_path / "template")
+    shutil.rmtree(template / ".git")
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "--output-dir", str(tmp_path / "out"), str(template)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("not a git checkout") == 1 and "cannot bring it up to date later" in result.stdout
+    assert not (tmp_path / "out" / "solar-cell-inspection" / ".cruft.json").exists()
