@@ -62,19 +62,25 @@ def subject_view(horizontal: bool, size: int, subject: dict, view: int, views: i
     return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).convert("RGB")
 
 
-def write_subjects(root: Path, subjects: int = 8, views: int = 4, size: int = 32, seed: int = 0) -> list[dict]:
-    """``subjects`` synthetic subjects per class (``horizontal``, ``vertical``), each seen ``views`` times, as
-    ``<class>/subject<k>_view<v>.png``: views of one subject differ by a share of their stripes' period, far apart
-    in dhash (no two are near copies). Returns a row per image: path (relative to ``root``), label, group."""
+SUBJECT_FILES = "{label}/subject{group}_view{view}.png"
+
+
+def write_subjects(
+    root: Path, subjects: int = 8, views: int = 4, size: int = 32, seed: int = 0, files: str = SUBJECT_FILES
+) -> list[dict]:
+    """``subjects`` synthetic subjects per class (``horizontal``, ``vertical``; groups ``h00``, ``v00``, ...), each
+    seen ``views`` times, each view a file named by ``files``: views of one subject differ by a share of their
+    stripes' period, far apart in dhash (no two are near copies). Returns a row per image: path (relative to
+    ``root``), label, group."""
     rng = np.random.default_rng(seed)
     rows = []
     for label in ("horizontal", "vertical"):
-        (root / label).mkdir(parents=True, exist_ok=True)
         for k in range(subjects):
             subject = {"period": rng.uniform(5, 9), "tilt": rng.uniform(-0.3, 0.3)}
             group = f"{label[0]}{k:02d}"
             for v in range(views):
-                path = f"{label}/subject{group}_view{v}.png"
+                path = files.format(label=label, group=group, view=v)
+                (root / path).parent.mkdir(parents=True, exist_ok=True)
                 subject_view(label == "horizontal", size, subject, v, views, rng).save(root / path)
                 rows.append({"path": path, "label": label, "group": group})
     return rows
