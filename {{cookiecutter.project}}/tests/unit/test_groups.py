@@ -9,6 +9,7 @@ import pytest
 from helpers.images import write_subjects
 from helpers.manifests import acquired_run
 
+from {{ cookiecutter.package }}.acquisition.groups import join
 from {{ cookiecutter.package }}.acquisition.report import write_data_report
 from {{ cookiecutter.package }}.acquisition.review import review_folds
 from {{ cookiecutter.package }}.acquisition.splits import GROUP_ACROSS_SPLITS, assign_splits, group_key
@@ -102,6 +103,15 @@ def frame(rows):
     """Usable manifest rows (path, label, group, given_split), each image its own duplicate group."""
     manifest = pd.DataFrame(rows, columns=["path", "label", "group", "given_split"])
     return manifest.assign(dup_group=manifest.path, split_group=manifest.group, status="ok", reason="")
+
+
+def test_a_copy_shared_by_two_subjects_joins_them_and_ungrouped_images_keep_their_duplicate_group():
+    rows = pd.DataFrame(
+        [("1", "s2", "d1"), ("2", "s2", "d2"), ("3", "s1", "d3"), ("4", "s1", "d2"), ("5", "", "d5"), ("6", "", "d5")],
+        columns=["path", "group", "dup_group"],
+    ).assign(status="ok")
+    joined = join(rows).split_group.tolist()
+    assert joined == ["s1", "s1", "s1", "s1", "d5", "d5"], "s1 and s2 tied by the copy d2, named by the first"
 
 
 def test_a_group_the_given_splits_cut_stays_whole_in_test_and_its_training_images_are_left_out():
