@@ -40,7 +40,7 @@ def _match(pattern: re.Pattern, text: str) -> str:
 
 def join(manifest: pd.DataFrame) -> pd.DataFrame:
     """``split_group`` for the usable rows: duplicate groups and subject groups joined. A joined group is named by
-    its first subject (so it keeps its name, and its split, when images are added), else by its duplicate group."""
+    its first subject in name order (a name that does not change from run to run), else by its duplicate group."""
     manifest = manifest.copy()
     if "group" not in manifest:
         manifest["group"] = ""
