@@ -77,6 +77,8 @@ COMMON = {
     "tests/unit/test_explain.py",
     "tests/unit/test_export_predict.py",
     "tests/unit/test_features.py",
+    "tests/unit/test_gap.py",
+    "tests/unit/test_groups.py",
     "tests/unit/test_image_limits.py",
     "tests/unit/test_layers.py",
     "tests/unit/test_stage_keys.py",
@@ -105,11 +107,13 @@ MODULES = set(
     """
     __init__.py __main__.py
     core/__init__.py core/batching.py core/choices.py core/class_names.py core/config.py core/cpu.py core/decision.py
-    core/docs.py core/errors.py core/fingerprints.py core/formatting.py core/images.py core/onnx_io.py core/paths.py
+    core/docs.py core/errors.py core/fingerprints.py core/formatting.py core/gap.py core/images.py core/onnx_io.py
+    core/paths.py
     core/plots.py core/profiles.py core/results.py core/run_folder.py core/stage_records.py core/stages.py
     core/tables.py
     core/tracking.py
-    acquisition/__init__.py acquisition/checks.py acquisition/download.py acquisition/duplicates.py
+    acquisition/__init__.py acquisition/checks.py acquisition/columns.py acquisition/download.py
+    acquisition/duplicates.py acquisition/groups.py
     acquisition/manifest.py acquisition/report.py acquisition/review.py acquisition/label_review.py
     acquisition/review_widget.py acquisition/samples/__init__.py
     acquisition/sources.py acquisition/splits.py acquisition/steps.py

@@ -53,6 +53,39 @@ def write_stripes_dataset(root: Path, per_class: int = 12, size: int = 32, seed:
     return root
 
 
+def subject_view(horizontal: bool, size: int, subject: dict, view: int, views: int, rng) -> Image.Image:
+    """One view of a subject: its stripes (period and tilt) shifted by ``view / views`` of a period, fresh noise."""
+    y, x = np.mgrid[0:size, 0:size]
+    across = (y + subject["tilt"] * x) if horizontal else (x + subject["tilt"] * y)
+    pixels = ((across / subject["period"] + view / views) % 1) < 0.5
+    noisy = pixels * 200.0 + rng.normal(28, 12, (size, size))
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).convert("RGB")
+
+
+SUBJECT_FILES = "{label}/subject{group}_view{view}.png"
+
+
+def write_subjects(
+    root: Path, subjects: int = 8, views: int = 4, size: int = 32, seed: int = 0, files: str = SUBJECT_FILES
+) -> list[dict]:
+    """``subjects`` synthetic subjects per class (``horizontal``, ``vertical``; groups ``h00``, ``v00``, ...), each
+    seen ``views`` times, each view a file named by ``files``: views of one subject differ by a share of their
+    stripes' period, far apart in dhash (no two are near copies). Returns a row per image: path (relative to
+    ``root``), label, group."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for label in ("horizontal", "vertical"):
+        for k in range(subjects):
+            subject = {"period": rng.uniform(5, 9), "tilt": rng.uniform(-0.3, 0.3)}
+            group = f"{label[0]}{k:02d}"
+            for v in range(views):
+                path = files.format(label=label, group=group, view=v)
+                (root / path).parent.mkdir(parents=True, exist_ok=True)
+                subject_view(label == "horizontal", size, subject, v, views, rng).save(root / path)
+                rows.append({"path": path, "label": label, "group": group})
+    return rows
+
+
 def write_messy_dataset(root: Path, per_class: int = 12, size: int = 48, seed: int = 0) -> dict[str, Path]:
     """Two classes of stripes plus every awkward kind of file; returns the special files by name."""
     rng = np.random.default_rng(seed)

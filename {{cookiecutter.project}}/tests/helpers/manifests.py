@@ -10,6 +10,11 @@ from {{ cookiecutter.package }}.core.run_folder import RunFolder
 
 def build_manifest(location: Path, val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0, **kw):
     """01_acquire_data's ``acquire`` step on a folder or CSV source, in a fresh run folder; the whole manifest."""
+    return acquired_run(location, val_fraction, test_fraction, seed, **kw).read_manifest(usable_only=False)
+
+
+def acquired_run(location: Path, val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0, **kw):
+    """The run folder of ``build_manifest``: its manifest, and its results for the data report."""
     run = RunFolder.open(tempfile.mkdtemp(prefix="run-"))
     cfg = DataConfig(
         data_dir=str(location),
@@ -21,4 +26,4 @@ def build_manifest(location: Path, val_fraction: float = 0.2, test_fraction: flo
         **kw,
     )
     acquire(cfg, run)
-    return run.read_manifest(usable_only=False)
+    return run

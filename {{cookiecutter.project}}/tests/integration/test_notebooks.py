@@ -212,6 +212,13 @@ def test_the_model_and_exit_reports_hold_the_runs_numbers(smoke_run):
     for name in metrics["candidates_on_test"]:
         assert f"| {name} |" in report
     assert "(this run)" in report, "earlier runs come from the tracking store, this one among them"
+    gap = metrics["gap"]  # validation against test: flagged exactly when the intervals part or calibration disagrees
+    low_val, high_val = metrics["val_accuracy_ci"]
+    apart = low_val > high or low > high_val
+    assert gap["flagged"] == (apart or gap["calibration_disagrees"])
+    assert ("**Validation and test disagree**" in report) == apart
+    assert ("their 95% intervals overlap" in report) == (not gap["flagged"])
+    assert "| measure | validation | test |" in report, "calibration's effect on both splits, side by side"
     exit_report = (out / "docs" / "exit_report.md").read_text(encoding="utf-8")
     export = json.loads((out / "results" / "01_export.json").read_text())
     registered, int8 = export["registered"], export["int8"]
@@ -219,6 +226,7 @@ def test_the_model_and_exit_reports_hold_the_runs_numbers(smoke_run):
     assert f"serve --model models:/{registered['name']}@candidate" in exit_report
     assert f"validation accuracy {int8['val_accuracy_int8']:.4f} vs fp32 {int8['val_accuracy_fp32']:.4f}" in exit_report
     assert ("`model.int8.onnx` kept" in exit_report) == int8["kept"] == (out / "model" / "model.int8.onnx").is_file()
+    assert ("**Validation and test disagree**" in exit_report) == apart
     service = json.loads((out / "results" / "03_web_service.json").read_text())["answer"]["model"]
     assert (service["name"], service["version"]) == (registered["name"], registered["version"]), "from model.json"
 

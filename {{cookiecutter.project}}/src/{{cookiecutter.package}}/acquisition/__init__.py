@@ -1,1 +1,2 @@
-"""Stage 1, data acquisition and understanding: sources, checks, duplicates, splits, label review, data report."""
+"""Stage 1, data acquisition and understanding: sources (and their unused columns), checks, duplicates, subject
+groups, splits, label review, data report."""

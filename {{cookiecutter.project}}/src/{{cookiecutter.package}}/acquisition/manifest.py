@@ -20,7 +20,7 @@ from ..core.cpu import available_cores
 from .checks import check_image
 
 COLUMNS = ["path", "label", "split", "dup_group", "sha256", "width", "height", "mode", "status", "reason"]
-EXTRA_COLUMNS = ["given_split", "origin", "dhash", "dup_count", "review"]
+EXTRA_COLUMNS = ["given_split", "origin", "dhash", "dup_count", "review", "group", "split_group"]
 MANIFEST_COLUMNS = COLUMNS + EXTRA_COLUMNS
 BATCH = 512  # rows in flight at once
 

@@ -8,6 +8,8 @@ import pandas as pd
 from ..core.docs import point_at_newest
 from ..core.formatting import markdown_table, relative_link
 from ..core.run_folder import RunFolder
+from . import groups as subject_groups
+from .columns import describe as describe_columns
 from .duplicates import CONFLICT, conflicting_groups, conflicting_images
 from .splits import split_counts
 
@@ -18,8 +20,8 @@ ERROR_COLUMNS = ["path", "split", "label", "label_probability", "suggested_label
 def write_data_report(
     run: RunFolder, acquired, manifest: pd.DataFrame, label_errors: pd.DataFrame | None = None, top: int = 20
 ) -> Path:
-    """Sources, counts per class and split, every excluded file, conflicting labels, duplicate groups (conflicting
-    ones first), review actions.
+    """Sources (and the columns not read), counts per class and split, groups per class and split, every excluded
+    file, conflicting labels, duplicate groups (conflicting ones first), review actions.
 
     ``acquired`` is 01_acquire_data's ``AcquisitionResults``."""
     excluded = manifest[manifest.status != "ok"]
@@ -34,10 +36,12 @@ def write_data_report(
     sections = [
         f"# Data report\n\nWritten by `02_explore_and_review` on {datetime.now():%Y-%m-%d %H:%M} from `{run.root}`.",
         f"## Sources\n\n{acquired.source}",
+        columns_section(acquired.unused_columns),
         f"{len(manifest)} files found, {int((manifest.status == 'ok').sum())} usable, {len(excluded)} excluded.",
         "## Images per class and split\n\n" + markdown_table(split_counts(manifest), index=True),
         f"![class counts]({relative_link(run.figure('class_counts'), run.data_report)})",
         "## Splits\n\n" + acquired.split_rule,
+        groups_section(manifest, acquired.group_rule),
         conflicts_section(manifest, conflicts),
         f"## Excluded files ({len(excluded)})\n\nSource files are never changed; these are only left out.\n\n"
         + markdown_table(excluded[["path", "label", "reason"]]),
@@ -74,3 +78,24 @@ def conflicts_section(manifest: pd.DataFrame, conflicts: pd.DataFrame) -> str:
     if conflicts.empty:
         return text
     return text + "\n\nTheir images:\n\n" + markdown_table(conflicting_images(manifest)[IMAGE_COLUMNS])
+
+
+def columns_section(unused: dict[str, str]) -> str:
+    """The manifest's columns acquisition did not read, each with a note; nothing when every column was read."""
+    if not unused:
+        return ""
+    lines = "\n".join(f"- {line}" for line in describe_columns(unused))
+    return f"## Columns not used ({len(unused)})\n\nThe manifest's columns that no step reads:\n\n{lines}"
+
+
+def groups_section(manifest: pd.DataFrame, rule: str, top: int = 10) -> str:
+    """Where the groups came from; with groups from the data, groups per class and split and the largest ones."""
+    text = f"## Groups\n\n{rule}" if rule else ""
+    if not subject_groups.given(manifest[manifest.status == "ok"]):
+        return text
+    return (
+        f"{text}\n\nGroups per class and split (a group holding two classes counts once in `all`):\n\n"
+        + markdown_table(subject_groups.counts(manifest), index=True)
+        + f"\n\nThe {top} largest groups:\n\n"
+        + markdown_table(subject_groups.largest(manifest, top), index=True)
+    )

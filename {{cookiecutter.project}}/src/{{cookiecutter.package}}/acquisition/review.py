@@ -2,9 +2,10 @@
 
 Every image whose label feeds a reported figure is reviewed, each by a probe that never saw its label: train and
 validation images get out-of-fold probabilities from a cross-validated linear probe on pretrained features (folds
-never split a duplicate group); test images get theirs from one probe fitted on all train and validation images, so
-no test label reaches a probe (nor, through it, any choice of model). Images are ranked by ``REVIEW_RANKER``
-(``core.choices.REVIEW_RANKERS``). Corrections live in a CSV the user edits, ``labels_review.csv``:
+never split a group: a subject with its copies, see ``groups``); test images get theirs from one probe fitted on all
+train and validation images, so no test label reaches a probe (nor, through it, any choice of model). Images are
+ranked by ``REVIEW_RANKER`` (``core.choices.REVIEW_RANKERS``). Corrections live in a CSV the user edits,
+``labels_review.csv``:
 
     path,action,new_label,note
     defective/cell0042.png,relabel,functional,no crack visible
@@ -101,17 +102,25 @@ def out_of_fold_probabilities(
     c: float = REVIEW_C,
     seed: int = 0,
 ) -> tuple[np.ndarray, list[str]]:
-    """P(class | image) for every image from a probe that never saw it (nor its duplicates)."""
+    """P(class | image) for every image from a probe that never saw it (nor its group: its copies, its subject)."""
     classes = sorted(set(labels))
     y = np.searchsorted(classes, labels)
-    folds = min(folds, int(np.bincount(y).min()))
-    if folds < 2:
-        raise DataError("Label review needs at least 2 images of every class; add images or skip the review.")
     probabilities = np.zeros((len(y), len(classes)))
-    for train, held_out in StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(features, y, groups):
+    for train, held_out in review_folds(labels, groups, folds, seed):
         probe = make_probe(c, seed).fit(features[train], y[train])
         probabilities[np.ix_(held_out, probe.classes_)] = probe.predict_proba(features[held_out])
     return probabilities, classes
+
+
+def review_folds(labels: np.ndarray, groups: np.ndarray, folds: int = 5, seed: int = 0) -> list[tuple]:
+    """(train, held-out) row indices of each fold: stratified by class, every group in one fold only."""
+    y = np.searchsorted(sorted(set(labels)), labels)
+    folds = min(folds, int(np.bincount(y).min()), len(set(groups)))
+    if folds < 2:
+        raise DataError(
+            "Label review needs at least 2 images of every class, in 2 groups or more; add images or skip the review."
+        )
+    return list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
 
 
 def held_out_probabilities(

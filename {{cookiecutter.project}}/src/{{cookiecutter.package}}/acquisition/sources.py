@@ -1,8 +1,9 @@
-"""Where images come from: each source yields rows of (path, label, given_split, origin).
+"""Where images come from: each source yields rows of (path, label, given_split, origin[, group]).
 
 * a folder with one sub-folder per class (images at any depth inside it), optionally
   already split into ``train/``, ``val/`` (``valid/``, ``validation/``) and ``test/``;
-* a CSV manifest ``path,label[,split]`` with paths relative to the CSV;
+* a CSV manifest ``path,label[,split][,group]`` with paths relative to the CSV (the group column, named by
+  ``GROUP_COLUMN``, says which subject each image shows: a patient, a lesion, a session);
 * a URL list (CSV or TSV of ``url,label``), downloaded once into a local folder;
 * a bundled sample, written out as a folder (see ``samples``).
 """
@@ -46,12 +47,13 @@ def detect(location: Path) -> Source:
     )
 
 
-def rows(source: Source, download_dir: Path, workers: int = 8) -> Iterable[dict]:
-    """The source's rows; a URL list is downloaded into ``download_dir`` first."""
+def rows(source: Source, download_dir: Path, workers: int = 8, group_column: str = "") -> Iterable[dict]:
+    """The source's rows; a URL list is downloaded into ``download_dir`` first. A CSV manifest's ``group_column``
+    (when it has one) fills each row's ``group``."""
     if source.kind == "folder":
         return folder_rows(source.location)
     if source.kind == "csv":
-        return csv_rows(source.location)
+        return csv_rows(source.location, group_column)
     from .download import download_all
 
     return download_all(url_entries(source.location), download_dir, workers=workers)
@@ -93,16 +95,17 @@ def _class_rows(class_dir: Path, split: str) -> Iterator[dict]:
         yield {"path": str(path), "label": class_dir.name, "given_split": split, "origin": str(path.relative_to(root))}
 
 
-def csv_rows(manifest: Path) -> Iterator[dict]:
-    """Rows of a CSV (or TSV) manifest; paths are relative to the CSV's folder unless absolute.
+def csv_rows(manifest: Path, group_column: str = "") -> Iterator[dict]:
+    """Rows of a CSV (or TSV) manifest; paths are relative to the CSV's folder unless absolute. ``group_column``, when
+    the manifest has it, gives each row its ``group`` (empty: an image of its own).
 
     The whole file is checked before the first row comes out (a second, streaming read: no file is in memory),
     so a bad line stops the run before any image is read or anything written."""
     deque(_manifest_rows(manifest), maxlen=0)
-    yield from _manifest_rows(manifest)
+    yield from _manifest_rows(manifest, group_column.strip().lower())
 
 
-def _manifest_rows(manifest: Path) -> Iterator[dict]:
+def _manifest_rows(manifest: Path, group_column: str = "") -> Iterator[dict]:
     for row in tables.rows(manifest):
         path, label = row.get("path"), row.get("label")
         if not path or not label:
@@ -112,7 +115,14 @@ def _manifest_rows(manifest: Path) -> Iterator[dict]:
         if split and split not in SPLIT_FOLDERS:
             raise DataError(f"{row.where}: split {split!r} is not one of train, val, test (or leave it empty).")
         full = Path(path) if Path(path).is_absolute() else manifest.parent / path
-        yield {"path": str(full), "label": label, "given_split": SPLIT_FOLDERS.get(split, ""), "origin": path}
+        given = SPLIT_FOLDERS.get(split, "")
+        yield {
+            "path": str(full),
+            "label": label,
+            "given_split": given,
+            "origin": path,
+            "group": row.get(group_column) if group_column else "",
+        }
 
 
 def url_entries(url_list: Path) -> list[tuple[str, str]]:

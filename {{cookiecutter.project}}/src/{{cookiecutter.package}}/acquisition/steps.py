@@ -14,7 +14,7 @@ from ..core.results import AcquisitionResults, ReviewResults
 from ..core.run_folder import RunFolder
 from ..core.stage_records import record_step
 from ..core.tracking import Tracker, file_digest, parameters
-from . import duplicates, review, samples, sources, splits
+from . import columns, duplicates, groups, review, samples, sources, splits
 from .manifest import MANIFEST_COLUMNS, check_rows, limit_per_class, worker_count, write_csv
 from .report import write_data_report
 
@@ -29,7 +29,7 @@ def locate(cfg: DataConfig) -> sources.Source:
 
 def check_files(cfg: DataConfig, run: RunFolder, source: sources.Source) -> pd.DataFrame:
     """Every file read and checked in parallel, streamed to the run's scan file; returns the scan."""
-    rows = sources.rows(source, resolve(cfg.download_dir))
+    rows = sources.rows(source, resolve(cfg.download_dir), group_column=cfg.group_column)
     if cfg.max_per_class:
         root = source.location if source.location.is_dir() else source.location.parent
         rows = limit_per_class(rows, cfg.max_per_class, cfg.seed, root)
@@ -50,10 +50,12 @@ def apply_label_review(cfg: DataConfig, scan: pd.DataFrame, source: sources.Sour
 
 
 def group_and_split(cfg: DataConfig, run: RunFolder, manifest: pd.DataFrame) -> pd.DataFrame:
-    """Duplicate groups found, conflicting labels settled, splits drawn (a group never straddles two), the manifest
-    written. Conflicts are settled before the splits, so a group given to both train and test is settled whole."""
+    """Duplicate groups found, conflicting labels settled, subjects (``GROUP_COLUMN``, ``GROUP_PATTERN``) joined with
+    the duplicates, splits drawn (a group never straddles two), the manifest written. Conflicts are settled before
+    the splits, so a group given to both train and test is settled whole."""
     manifest = duplicates.group_duplicates(manifest, cfg.duplicate_distance)
     manifest = duplicates.resolve_conflicts(manifest, cfg.conflicting_labels)
+    manifest = groups.join(groups.from_pattern(manifest, cfg.group_pattern))
     manifest = splits.assign_splits(manifest, cfg.val_fraction, cfg.test_fraction, cfg.seed)
     if cfg.drop_duplicates:
         manifest = duplicates.drop_duplicates(manifest)
@@ -65,6 +67,12 @@ def group_and_split(cfg: DataConfig, run: RunFolder, manifest: pd.DataFrame) -> 
         f"{grouped.dup_group.nunique()} duplicate group(s) holding {len(grouped)} images; {conflicts} with "
         f"conflicting labels ({settled} image(s) excluded, CONFLICTING_LABELS={cfg.conflicting_labels})"
     )
+    if groups.given(manifest):
+        summary = groups.summary(manifest)
+        print(
+            f"{summary['subjects']} subject(s) joined with their copies into {summary['groups']} group(s), each in one "
+            f"split; {summary['cut_groups']} group(s) given to two splits ({summary['cut_images']} image(s) left out)"
+        )
     return manifest
 
 
@@ -85,7 +93,13 @@ def summarize(cfg: DataConfig, run: RunFolder, source: sources.Source, manifest:
         split_rule=splits.describe(manifest, cfg.val_fraction, cfg.test_fraction, cfg.seed),
         duplicate_rule=duplicates.describe(cfg.duplicate_distance, cfg.drop_duplicates, cfg.conflicting_labels),
         conflicting_groups=len(duplicates.conflicting_groups(manifest)),
+        groups=groups.summary(manifest),
+        group_rule=groups.describe(manifest, columns.group_column_used(source, cfg.group_column), cfg.group_pattern),
+        unused_columns=columns.unused_columns(source, cfg.group_column),
     )
+    print(results.group_rule)
+    for line in columns.describe(results.unused_columns):  # no column is ignored in silence
+        print(f"column not used: {line}")
     run.save(results)
     tracker = Tracker(run)
     tracker.params({**parameters(cfg), "data_source": results.source, "manifest_sha256": file_digest(run.manifest)})
@@ -117,7 +131,7 @@ def find_label_errors(cfg: ReviewConfig, run: RunFolder, manifest: pd.DataFrame)
     fit = rows.split.isin(["train", "val"]).to_numpy()
     labels = rows.label.to_numpy()
     fitted, classes = review.out_of_fold_probabilities(
-        x[fit], labels[fit], rows.dup_group.to_numpy()[fit], folds=cfg.folds
+        x[fit], labels[fit], splits.group_key(rows).to_numpy()[fit], folds=cfg.folds
     )
     probabilities = np.zeros((len(rows), len(classes)))
     probabilities[fit] = fitted

@@ -8,6 +8,7 @@ It imports nothing outside ``core`` (the choices it checks against are in ``core
 is checked before any stage, torch or notebook is loaded.
 """
 
+import re
 import types
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -31,6 +32,8 @@ from .choices import (
     WEIGHTS,
 )
 from .errors import ConfigError
+from .paths import resolve
+from .tables import header
 
 # How a field's declared type reads in an error, and the values it takes (an int where a float is declared).
 _ACCEPTED = {int: ((int,), "a whole number"), float: ((int, float), "a number"), str: ((str,), "text in quotes")}
@@ -85,6 +88,40 @@ def _check_fraction(name: str, value: float) -> None:
         raise ConfigError(f"{name}={value!r} must be a fraction strictly between 0 and 1.")
 
 
+DEFAULT_GROUP_COLUMN = "group"  # used when a CSV manifest has it; any other name must be a column there
+
+
+def _check_groups(column: str, pattern: str, data_dir: str) -> None:
+    """GROUP_PATTERN compiles and names its part ``group``; a GROUP_COLUMN other than the default is a column of the
+    CSV manifest DATA_DIR names (checked against its header here, before any image is read)."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as error:
+        raise ConfigError(f"GROUP_PATTERN={pattern!r} is not a regular expression ({error}).") from None
+    if pattern and "group" not in compiled.groupindex:
+        raise ConfigError(
+            f"GROUP_PATTERN={pattern!r} needs a part named group, e.g. r'(?P<group>patient\\d+)_' on 'patient07_3.png'."
+        )
+    if column.strip().lower() in ("", DEFAULT_GROUP_COLUMN):
+        return
+    manifest = resolve(data_dir) if data_dir else None
+    if manifest is None or not manifest.is_file():
+        raise ConfigError(
+            f"GROUP_COLUMN={column!r} names a column of a CSV manifest, but DATA_DIR is "
+            f"{'a folder' if data_dir else 'the bundled sample'}: for a folder, set GROUP_PATTERN (a pattern on each "
+            "file's path) instead."
+        )
+    try:
+        columns = header(manifest)
+    except (UnicodeDecodeError, OSError):
+        return  # not a readable table: acquisition names the file and the fix
+    if column.strip().lower() not in columns:
+        raise ConfigError(
+            f"GROUP_COLUMN={column!r} is not a column of {manifest}; its columns are {', '.join(columns)}. "
+            f"Name one of them, or leave GROUP_COLUMN as {DEFAULT_GROUP_COLUMN!r} (used when there)."
+        )
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the images come from, how they are checked, de-duplicated and split."""
@@ -102,11 +139,16 @@ class DataConfig:
     # copies filed under different labels: one label is wrong, and a copy in test is scored wrong whatever the model
     # says, so only the group's majority label is kept (a tie excludes the group); see choices.CONFLICTING_LABELS
     conflicting_labels: str = "majority"
+    # images of one subject (patient, lesion, session) share a split and a fold: a CSV manifest's column naming the
+    # subject ("group" is used when there; "" ignores it), or a pattern with a part named group on each path
+    group_column: str = DEFAULT_GROUP_COLUMN
+    group_pattern: str = ""  # e.g. r"(?P<group>patient\d+)_"; "" = none
     max_pixels: int = MAX_PIXELS
     workers: int = 0  # 0 = one per CPU core
 
     def __post_init__(self) -> None:
         _check_types(self)
+        _check_groups(self.group_column, self.group_pattern, self.data_dir)
         _check_fraction("VAL_FRACTION", self.val_fraction)
         _check_fraction("TEST_FRACTION", self.test_fraction)
         if self.val_fraction + self.test_fraction >= 1:

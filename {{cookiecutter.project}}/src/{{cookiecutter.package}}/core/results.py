@@ -25,6 +25,9 @@ class AcquisitionResults:
     split_rule: str
     duplicate_rule: str
     conflicting_groups: int = 0  # duplicate groups whose images carry different labels (CONFLICTING_LABELS)
+    groups: dict[str, int] = field(default_factory=dict)  # subjects, groups, cut_groups, cut_images (see groups)
+    group_rule: str = ""  # where the groups came from, in words
+    unused_columns: dict[str, str] = field(default_factory=dict)  # a manifest's columns not read -> a note on each
 
 
 @dataclass
@@ -92,6 +95,8 @@ class Metrics:
     bootstrap: dict[str, object]  # how the intervals were drawn: resamples, level
     calibration: dict[str, float]  # the temperature (fitted on validation), log-loss and ECE before and after
     decision: dict | None  # the threshold chosen on validation for TARGET_CLASS, with its test recall and precision
+    val_accuracy_ci: list[float] = field(default_factory=list)  # the chosen model's, by the same bootstrap as test's
+    gap: dict = field(default_factory=dict)  # validation against test, judged after the choice (see core.gap)
 
 
 @dataclass

@@ -224,7 +224,10 @@ class RunFolder:
         return str(self.root)
 
 
+# Read as text: a hex digest can look like a number, and a group such as 007 is a name.
+TEXT_COLUMNS = ("path", "label", "split", "dup_group", "sha256", "dhash", "origin", "review", "reason", "group")
+
+
 def _read_table(path: Path) -> pd.DataFrame:
-    """A scan or manifest CSV, hashes kept as text (a hex digest can look like a number)."""
-    text = {c: str for c in ("path", "label", "split", "dup_group", "sha256", "dhash", "origin", "review", "reason")}
-    return pd.read_csv(path, keep_default_na=False, dtype=text)
+    """A scan or manifest CSV, hashes and names kept as text."""
+    return pd.read_csv(path, keep_default_na=False, dtype=dict.fromkeys((*TEXT_COLUMNS, "split_group"), str))

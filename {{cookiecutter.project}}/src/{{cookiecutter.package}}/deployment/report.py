@@ -3,6 +3,7 @@
 from datetime import datetime
 from pathlib import Path
 
+from ..core import gap
 from ..core.docs import point_at_newest
 
 
@@ -22,6 +23,7 @@ def write_exit_report(path: Path, model_dir: Path, metadata: dict, metrics: dict
         f"- Registered as `{registered['name']}` version {registered['version']}, alias `{registered['alias']}`.",
         f"- Test accuracy {metrics['test_accuracy']:.4f} (95% interval {low:.4f} to {high:.4f}), "
         f"AUC {metrics['test_auc']:.4f}, on {metrics['n_test']} test images used once.",
+        *(["", gap.flag(metrics.get("gap"))] if gap.flag(metrics.get("gap")) else []),
         "",
         "## Score and serve",
         "```bash",

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..core import gap
 from ..core.docs import point_at_newest
 from ..core.formatting import markdown_table, relative_link, with_interval
 from ..core.run_folder import RunFolder
@@ -54,7 +55,6 @@ def write_model_report(run: RunFolder, metrics, tracker) -> Path:
             for name, v in metrics.per_class.items()
         }
     ).T.rename_axis("class")
-    calibration = metrics.calibration
     sections = [
         f"# Model report\n\nWritten by `03_evaluate` on {datetime.now():%Y-%m-%d %H:%M} from `{run.root}`.",
         f"## Candidates\n\nChosen on validation accuracy: **{Path(metrics.model_dir).name}**. Test scores of every "
@@ -68,20 +68,29 @@ def write_model_report(run: RunFolder, metrics, tracker) -> Path:
         f"- Validation accuracy (the choice): {metrics.val_accuracy:.4f}\n"
         f"- Backbone `{metrics.backbone}` at {metrics.resolution} px ({metrics.resize}), classifier "
         f"`{metrics.classifier}`",
+        "## Validation against test\n\n" + (gap.flag(metrics.gap) or gap.agreement(metrics.gap)),
         "## Per class\n\n" + markdown_table(per_class, index=True),
         "\n\n".join(_figure(run, name, path) for name in ("confusion_matrix", "roc_curve", "precision_recall")),
         "## Largest errors\n\nThe test images with the largest log-loss: look here first for label noise, "
         "unusual images or a class the model confuses. Below, Grad-CAM heat maps of the chosen model over the worst "
         "of them, for the class it predicted.\n\n"
         + "\n\n".join(_figure(run, name, path) for name in ("largest_losses", "heat_maps")),
-        "## Calibration\n\n"
-        f"Temperature {calibration['temperature']:.3f}, fitted on validation: log-loss "
-        f"{calibration['val_log_loss_before']:.4f} -> {calibration['val_log_loss_after']:.4f}; expected calibration "
-        f"error on test {calibration['test_ece_before']:.4f} -> {calibration['test_ece_after']:.4f}. The exported "
-        "model serves the calibrated probabilities.\n\n" + _figure(run, "reliability", path),
+        calibration_section(metrics.calibration, path, run),
         "## Earlier runs (tracking store)\n\n" + markdown_table(earlier_runs(tracker)),
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n\n".join(sections) + "\n", encoding="utf-8")
     point_at_newest(path)
     return path
+
+
+def calibration_section(calibration: dict, path: Path, run: RunFolder) -> str:
+    """The temperature fitted on validation and what it did there and on test, side by side."""
+    effect = pd.DataFrame(gap.calibration_rows(calibration)).set_index("measure")
+    return (
+        f"## Calibration\n\nTemperature {calibration['temperature']:.3f}, fitted on validation (log-loss); the "
+        "exported model serves the calibrated probabilities. Its effect, before -> after, on each split:\n\n"
+        + markdown_table(effect, index=True)
+        + "\n\n"
+        + _figure(run, "reliability", path)
+    )

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core import plots
+from ..core import gap, plots
 from ..core.config import EvaluateConfig, FineTuneConfig, ProbeConfig
 from ..core.formatting import with_interval
 from ..core.paths import resolve
@@ -23,8 +23,8 @@ from ..core.stage_records import record_step
 from ..core.tracking import Tracker, parameters
 from . import distributed, ensemble, features, pooling, probe, train
 from .backbones import BACKBONES
-from .calibration import apply_temperature, calibrate, expected_calibration_error
-from .evaluate import bootstrap_intervals, candidates, classification_metrics, largest_losses
+from .calibration import apply_temperature, calibrate, expected_calibration_error, log_loss
+from .evaluate import accuracy_interval, bootstrap_intervals, candidates, classification_metrics, largest_losses
 from .explain import heat_maps
 from .model import ImageClassifier, load_classifier, predict_paths, save_classifier
 from .report import write_model_report
@@ -243,6 +243,8 @@ def choose_and_evaluate(cfg: EvaluateConfig, run: RunFolder) -> Evaluation:
     probs = apply_temperature(raw_probs, temperature)
     calibration["test_ece_before"] = expected_calibration_error(y_test, raw_probs)
     calibration["test_ece_after"] = expected_calibration_error(y_test, probs)
+    calibration["test_log_loss_before"] = log_loss(y_test, raw_probs)
+    calibration["test_log_loss_after"] = log_loss(y_test, probs)
     _write_test_predictions(run, test, probs, classes)
     scores, intervals = _scores_with_intervals(y_test, probs, classes)
     print(f"chosen: {chosen['name']} (validation accuracy {chosen['val_accuracy']:.4f})")
@@ -265,12 +267,25 @@ def choose_and_evaluate(cfg: EvaluateConfig, run: RunFolder) -> Evaluation:
         calibration=calibration,
         decision=decide_on_validation(cfg, classes, (y_val, val_probs), (y_test, probs)),
     )
+    _judge_gap(metrics, y_val, val_probs)
     run.write_metrics(metrics)
     tracker = _track_evaluation(run, metrics, chosen["name"])
     tracker.params(parameters(cfg))
     tracker.artifacts(write_model_report(run, metrics, tracker), "reports")
     record_step(run, metrics.STEP, cfg)
     return Evaluation(metrics, ranked, y_test, probs, raw_probs, list(test.path), model, config)
+
+
+def _judge_gap(metrics: Metrics, y_val: np.ndarray, val_probs: np.ndarray) -> None:
+    """Validation against test (after the choice, choosing nothing): the chosen model's validation accuracy gets an
+    interval by the same bootstrap as test's, and ``core.gap`` judges the two; a raised flag is printed too."""
+    metrics.val_accuracy_ci = accuracy_interval(y_val, val_probs)
+    val_accuracy = float((val_probs.argmax(axis=1) == y_val).mean())
+    metrics.gap = gap.judge(
+        val_accuracy, metrics.val_accuracy_ci, metrics.test_accuracy, metrics.test_accuracy_ci, metrics.calibration
+    )
+    if metrics.gap["flagged"]:
+        print(gap.flag(metrics.gap).replace("**", ""))
 
 
 def _write_test_predictions(run: RunFolder, test: pd.DataFrame, probs: np.ndarray, classes: list[str]) -> None:
