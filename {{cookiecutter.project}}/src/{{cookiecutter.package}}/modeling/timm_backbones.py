@@ -20,7 +20,7 @@ from torch import nn
 
 from ..core.choices import TIMM_PREFIX, TIMM_RESOLUTION_RANGE
 from ..core.errors import ConfigError
-from .backbones import Features
+from .backbone_base import Features
 
 HF_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm looks for in a hub repository, in its order
 CONNECT_SECONDS = 3.0  # how long the network check waits: an offline machine answers in seconds, not minutes
