@@ -210,7 +210,8 @@ def test_ruff_passes_on_the_templates_own_code():
     assert_ruff_passes(TEMPLATE, "hooks", "tests", "bench")
 
 
-def test_a_bundled_non_default_backbone_is_the_notebooks_default(tmp_path):
-    project = bake(tmp_path, backbone="efficientnet_lite2")
+@pytest.mark.parametrize("backbone", ["efficientnet_lite2", "timm:convnext_tiny.fb_in22k_ft_in1k"])
+def test_a_non_default_backbone_is_the_notebooks_default(tmp_path, backbone):
+    project = bake(tmp_path, backbone=backbone)
     for notebook in ("02_modeling/01_linear_probe.ipynb", "02_modeling/02_fine_tune.ipynb"):
-        assert 'BACKBONE = \\"efficientnet_lite2\\"' in (project / "code" / notebook).read_text()
+        assert f'BACKBONE = \\"{backbone}\\"' in (project / "code" / notebook).read_text()
