@@ -28,6 +28,7 @@ bench: venv ## every benchmark under bench/, each against a baseline measured in
 	$(PY) bench/ingest.py
 	$(PY) bench/resize.py
 	$(PY) bench/featurize.py
+	$(PY) bench/backbones.py
 	$(PY) bench/train_speed.py
 	$(PY) bench/service.py --also-serve "--max-wait-ms 0.01"
 	$(PY) bench/scorer.py

@@ -62,6 +62,7 @@ COMMON = {
     "tests/integration/test_run_all.py",
     "tests/integration/test_serve.py",
     "tests/integration/test_serve_extra.py",
+    "tests/integration/test_timm_pipeline.py",
     "tests/integration/test_service_hostile.py",
     "tests/integration/test_training_runs.py",
     "tests/unit/test_augment.py",
@@ -91,6 +92,7 @@ COMMON = {
     "tests/unit/test_review_splits.py",
     "tests/unit/test_samples.py",
     "tests/unit/test_sources.py",
+    "tests/unit/test_timm_backbones.py",
     "tests/unit/test_transfer_recipe.py",
     "tests/unit/test_template_sync.py",
     "tools/template_sync/__init__.py",
@@ -117,10 +119,11 @@ MODULES = set(
     acquisition/manifest.py acquisition/report.py acquisition/review.py acquisition/label_review.py
     acquisition/review_widget.py acquisition/samples/__init__.py
     acquisition/sources.py acquisition/splits.py acquisition/steps.py
-    modeling/__init__.py modeling/augment.py modeling/backbones.py modeling/calibration.py modeling/distributed.py
+    modeling/__init__.py modeling/augment.py modeling/backbone_base.py modeling/backbones.py modeling/calibration.py
+    modeling/distributed.py
     modeling/ensemble.py modeling/evaluate.py modeling/explain.py modeling/features.py modeling/figures.py
     modeling/model.py modeling/onnx_export.py modeling/pooling.py modeling/probe.py modeling/report.py
-    modeling/results_browser.py modeling/steps.py modeling/threshold.py modeling/train.py
+    modeling/results_browser.py modeling/steps.py modeling/threshold.py modeling/timm_backbones.py modeling/train.py
     deployment/__init__.py deployment/export.py deployment/launcher.py deployment/predict.py deployment/quantize.py
     deployment/registry.py deployment/report.py deployment/steps.py
     deployment/scoring/__init__.py deployment/scoring/batch_score.py deployment/scoring/provenance.py
@@ -221,7 +224,8 @@ def test_ruff_passes_on_the_templates_own_code():
     assert_ruff_passes(TEMPLATE, "hooks", "tests", "bench")
 
 
-def test_a_bundled_non_default_backbone_is_the_notebooks_default(tmp_path):
-    project = bake(tmp_path, backbone="efficientnet_lite2")
+@pytest.mark.parametrize("backbone", ["efficientnet_lite2", "timm:convnext_tiny.fb_in22k_ft_in1k"])
+def test_a_non_default_backbone_is_the_notebooks_default(tmp_path, backbone):
+    project = bake(tmp_path, backbone=backbone)
     for notebook in ("02_modeling/01_linear_probe.ipynb", "02_modeling/02_fine_tune.ipynb"):
-        assert 'BACKBONE = \\"efficientnet_lite2\\"' in (project / "code" / notebook).read_text()
+        assert f'BACKBONE = \\"{backbone}\\"' in (project / "code" / notebook).read_text()

@@ -56,6 +56,19 @@ def test_featurization_benchmark_compares_onnxruntime_with_torch_eager_on_the_sa
     assert_machine_named(figures)
 
 
+def test_backbone_benchmark_measures_bundled_and_timm_models_against_the_default():
+    figures = run_bench(
+        "backbones.py", "--images", "8", "--resolution", "64", "--backbones", "efficientnet_lite0,timm:convnext_atto"
+    )
+    rows = {row["backbone"]: row for row in figures["backbones"]}
+    assert list(rows) == ["efficientnet_lite0", "timm:convnext_atto"] and figures["baseline"] == "efficientnet_lite0"
+    assert rows["timm:convnext_atto"]["features"] == 320 and rows["efficientnet_lite0"]["weights"] == "pretrained"
+    for row in rows.values():
+        assert positive(row["images_per_s"], row["model_only_images_per_s"], row["onnx_mb"], row["parameters_millions"])
+    assert rows["efficientnet_lite0"]["images_per_s_vs_baseline"] == 1.0
+    assert_machine_named(figures)
+
+
 def test_training_speed_benchmark_compares_our_loop_with_a_plain_one_and_breaks_the_gap_down():
     figures = run_bench(
         "train_speed.py",

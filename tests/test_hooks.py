@@ -20,6 +20,8 @@ from .helpers import TEMPLATE, git, template_repository
         ("package=class", "package='class' clashes with a Python keyword"),
         ("package=json", "package='json' clashes with a Python keyword or standard-library module"),
         ("project=Bad_Project!", "project='Bad_Project!' is not a valid project slug"),
+        ("backbone=vgg16", "backbone='vgg16' is not a backbone: use one of efficientnet_lite0,"),
+        ("backbone=timm:convnext_tinny", "backbone='timm:convnext_tinny': timm 1.0"),
     ],
 )
 def test_bad_names_fail_with_a_message_and_leave_no_folder(tmp_path, answer, message):
@@ -92,3 +94,19 @@ def test_a_bake_from_a_plain_folder_says_once_why_it_cannot_be_updated(tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("not a git checkout") == 1 and "cannot bring it up to date later" in result.stdout
     assert not (tmp_path / "out" / "solar-cell-inspection" / ".cruft.json").exists()
+
+
+def test_the_hooks_backbones_are_the_projects():
+    """The pre-gen hook cannot import the project: its list of backbone names is a copy, held equal here."""
+    import ast
+
+    hook = (TEMPLATE / "hooks" / "pre_gen_project.py").read_text()
+    choices = TEMPLATE / "{{cookiecutter.project}}" / "src" / "{{cookiecutter.package}}" / "core" / "choices.py"
+    names: list[str] = []
+    for node in ast.walk(ast.parse(hook)):
+        if isinstance(node, (ast.Assign, ast.AugAssign)) and "BACKBONES" in ast.unparse(node).split("=")[0]:
+            names += ast.literal_eval(node.value)
+    namespace: dict = {}
+    exec(compile(choices.read_text(), str(choices), "exec"), namespace)
+    assert sorted(names) == sorted(namespace["BACKBONES"])
+    assert namespace["TIMM_NAME"] in hook, "the hook checks the same form of a timm name"

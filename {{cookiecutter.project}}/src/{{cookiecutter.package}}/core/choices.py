@@ -6,6 +6,7 @@ the poolings, and acquisition, scoring and serving share one image-size limit, s
 training is never refused by the project's own service.
 """
 
+import re
 from dataclasses import dataclass
 
 
@@ -21,6 +22,13 @@ BACKBONES: dict[str, BackboneLimits] = {
     "alexnet": BackboneLimits((64, 1024), 5),
     **{f"resnet{depth}": BackboneLimits((32, 1024), 4) for depth in (18, 34, 50, 101, 152)},
 }
+# Any timm model: ``timm:<model>[.<tag>]``. Its own limits (input sizes, patch multiples, blocks) come from timm's
+# description of it, checked before any work by ``modeling.timm_backbones`` (core loads no deep-learning library);
+# here only the form of the name and the widest limits.
+TIMM_PREFIX = "timm:"
+TIMM_NAME = r"timm:[a-z0-9_]+(\.[a-z0-9_]+)?"
+TIMM_RESOLUTION_RANGE = (32, 1024)
+TIMM_MAX_BLOCKS = 64
 WEIGHTS = ("pretrained", "none")  # or the path of a weights file
 POOLINGS = ("average", "bilinear", "multistage")
 POOLING_CHOICES = ("auto", *POOLINGS)  # auto: the probe tries each and keeps the best on validation
@@ -55,3 +63,12 @@ MAX_SIDE = 20_000
 # JPEG's covers the multi-picture JPEGs of phones (MPO).
 IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP")
 HASH_SIZE = 16  # perceptual hash (dhash) of 16 x 16 = 256 bits
+
+
+def backbone_limits(backbone: str) -> BackboneLimits | None:
+    """A bundled or torchvision backbone's limits; the widest ones for a well-formed timm name; None otherwise."""
+    if backbone in BACKBONES:
+        return BACKBONES[backbone]
+    if re.fullmatch(TIMM_NAME, backbone):
+        return BackboneLimits(TIMM_RESOLUTION_RANGE, TIMM_MAX_BLOCKS)
+    return None

@@ -30,6 +30,7 @@ from .choices import (
     SCHEDULES,
     TEST_VIEWS,
     WEIGHTS,
+    backbone_limits,
 )
 from .errors import ConfigError
 from .paths import resolve
@@ -64,9 +65,13 @@ def _is(value: object, declared: type) -> bool:
 
 
 def _check_backbone_resolution(backbone: str, resolution: int, parameter: str) -> None:
-    if backbone not in BACKBONES:
-        raise ConfigError(f"Invalid backbone {backbone!r}. Only {', '.join(BACKBONES)} are supported.")
-    low, high = BACKBONES[backbone].resolution_range
+    limits = backbone_limits(backbone)
+    if limits is None:
+        raise ConfigError(
+            f"Invalid backbone {backbone!r}. Only {', '.join(BACKBONES)} or timm:<model>[.<tag>] (any timm model, "
+            "e.g. timm:convnext_tiny.fb_in22k_ft_in1k) are supported."
+        )
+    low, high = limits.resolution_range
     if not low <= resolution <= high:
         raise ConfigError(f"{parameter}={resolution} is outside what {backbone} takes: use {low} to {high} pixels.")
 
@@ -257,7 +262,7 @@ class FineTuneConfig:
         strength = self.augment_strength
         if strength != "auto" and (isinstance(strength, (str, bool)) or not 0 <= strength <= 2):
             raise ConfigError(f"AUGMENT_STRENGTH={strength!r} must be 'auto' or 0 (flips only) to 2.")
-        n_blocks = BACKBONES[self.backbone].n_blocks
+        n_blocks = backbone_limits(self.backbone).n_blocks
         if not 0 <= self.freeze_blocks <= n_blocks:
             raise ConfigError(f"FREEZE_BLOCKS={self.freeze_blocks} must be 0 to {n_blocks} for {self.backbone}.")
         if self.patience < 1:
@@ -275,7 +280,7 @@ class FineTuneConfig:
         if not self.eval_scales or any(s < 1 for s in self.eval_scales):
             raise ConfigError(f"EVAL_SCALES={list(self.eval_scales)} must list factors of at least 1, e.g. [1.0, 1.4].")
         object.__setattr__(self, "eval_scales", tuple(float(s) for s in self.eval_scales))
-        low, high = BACKBONES[self.backbone].resolution_range
+        low, high = backbone_limits(self.backbone).resolution_range
         too_large = [s for s in self.eval_scales if round(self.resolution * s) > high]
         if too_large:
             raise ConfigError(
@@ -417,9 +422,11 @@ def from_parameters(config: type, values: dict[str, object]):
     return config(**{names[name]: value for name, value in values.items()})
 
 
-def check_configs(values: dict[str, object]) -> None:
+def check_configs(values: dict[str, object]) -> list:
     """Build every config from the parameters it holds among ``values`` (``pipeline -p``, a profile): each
-    check any of them makes (type, range, choice, combination) runs here, before any notebook."""
+    check any of them makes (type, range, choice, combination) runs here, before any notebook. Returns them."""
+    built = []
     for config in CONFIGS:
         held = set(parameter_names(config).values())
-        from_parameters(config, {name: value for name, value in values.items() if name in held})
+        built.append(from_parameters(config, {name: value for name, value in values.items() if name in held}))
+    return built

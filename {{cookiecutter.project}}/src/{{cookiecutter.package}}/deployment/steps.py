@@ -31,7 +31,7 @@ ONNX_TOLERANCE = 1e-3  # largest probability gap allowed between ONNX Runtime an
 
 def export_model(cfg: DeployConfig, run: RunFolder) -> ExportResults:
     """The chosen model as ONNX with its metadata and model card, checked against PyTorch on test images."""
-    from ..modeling.backbones import BACKBONES
+    from ..modeling.backbones import weights_note
     from ..modeling.calibration import Calibrated
     from ..modeling.model import load_classifier
 
@@ -44,7 +44,7 @@ def export_model(cfg: DeployConfig, run: RunFolder) -> ExportResults:
         **{k: config[k] for k in essentials},
         "settings": {k: v for k, v in config.items() if k not in essentials},
         "project": PROJECT_NAME,
-        "weights_note": BACKBONES[config["backbone"]].weights_note,
+        "weights_note": config.get("weights_note") or weights_note(config["backbone"]),
         "temperature": temperature,
         "decision": metrics.get("decision"),  # a threshold on one class, applied by score and serve
         "data_source": run.load(AcquisitionResults).source,

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..core import choices
+from .backbone_base import Features
 
 
 @dataclass(frozen=True)
@@ -33,71 +34,15 @@ class BackboneSpec:
     texture_channels: int  # channels of that map
     bundled: bool  # pretrained weights installed with the project (work offline)
     imagenet_head: str  # the ImageNet classifier's key prefix in the weights (dropped by the featurizer)
-
-
-class Normalize(nn.Module):
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return (images - self.mean) / self.std
+    # prediction may run above the training resolution (FixRes); not where position embeddings fit one input size
+    # (resampling them inside the network uses an interpolation ONNX cannot export)
+    rescales: bool = True
 
 
 LITE_MEAN = (127.0, 127.0, 127.0)  # EfficientNet-Lite expects (x - 127) / 128
 LITE_STD = (128.0, 128.0, 128.0)
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)  # torchvision's ImageNet weights
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-
-
-class Features(nn.Module):
-    """Normalise, run the network up to its pooled penultimate layer: (N, 3, H, W) in [0, 255] -> (N, D).
-
-    ``freeze(n)`` keeps the stem and the first ``n`` blocks fixed (weights and batch-norm
-    statistics) while the rest fine-tunes."""
-
-    frozen_blocks = 0
-    frozen_norms = False  # every batch norm keeps its pretrained statistics (eval mode) while its weights train
-
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        super().__init__()
-        self.normalize = Normalize(mean, std)
-
-    def stem_and_blocks(self) -> tuple[list[nn.Module], list[nn.Module]]:
-        raise NotImplementedError
-
-    def trunk(self) -> list[nn.Module]:
-        """The convolutional modules in order: applying them one after another to normalised
-        images gives every intermediate feature map."""
-        raise NotImplementedError
-
-    def top(self, x: torch.Tensor) -> torch.Tensor:
-        """From the last ``trunk`` map to the pooled features ``forward`` gives."""
-        raise NotImplementedError
-
-    def freeze(self, n_blocks: int, norms: bool = False) -> None:
-        """The stem and the first ``n_blocks`` fixed; with ``norms``, every batch norm's statistics too."""
-        self.frozen_blocks, self.frozen_norms = n_blocks, norms
-        for module in self._frozen_modules():
-            module.requires_grad_(False)
-        self.train(self.training)
-
-    def train(self, mode: bool = True) -> "Features":
-        super().train(mode)
-        for module in self._frozen_modules():
-            module.eval()
-        if self.frozen_norms:
-            for module in self.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
-        return self
-
-    def _frozen_modules(self) -> list[nn.Module]:
-        if not self.frozen_blocks:
-            return []
-        stem, blocks = self.stem_and_blocks()
-        return [*stem, *blocks[: self.frozen_blocks]]
 
 
 class EfficientNetLiteFeatures(Features):
@@ -322,12 +267,69 @@ BACKBONES: dict[str, BackboneSpec] = {
 }
 
 
+def backbone_spec(name: str) -> BackboneSpec:
+    """The spec of a bundled or torchvision backbone, or of any timm model named ``timm:<model>[.<tag>]``."""
+    if name.startswith(choices.TIMM_PREFIX):
+        return _timm_spec(name)
+    if name not in BACKBONES:
+        raise ValueError(f"Invalid backbone {name!r}. Only {', '.join(BACKBONES)} or timm:<model> are supported.")
+    return BACKBONES[name]
+
+
+def _timm_spec(name: str) -> BackboneSpec:
+    from . import timm_backbones as timm_
+
+    cfg, about = timm_.pretrained_cfg(name), timm_.describe(name)
+    texture = len(about.stages) // 2  # the middle stage: mid-level patterns, as the other backbones' texture maps
+    return BackboneSpec(
+        name=name,
+        feature_dim=about.feature_dim,
+        resolution=cfg["input_size"][-1],
+        resolution_range=about.resolution_range,
+        mean=tuple(255 * m for m in cfg["mean"]),
+        std=tuple(255 * s for s in cfg["std"]),
+        build=lambda weights, resolution: timm_.build(name, weights, resolution),
+        weights_note=timm_.weights_note(name),
+        n_blocks=len(about.blocks),
+        texture_layers=texture,  # a stage index (timm's feature_info), not a trunk position
+        texture_channels=about.stages[texture]["num_chs"],
+        bundled=False,
+        imagenet_head=cfg.get("classifier") or "",
+        rescales=about.rescales,
+    )
+
+
+def weights_note(name: str, weights: str = "pretrained") -> str:
+    """The weights a backbone was built from and their licence, for the model card."""
+    if name.startswith(choices.TIMM_PREFIX):
+        from . import timm_backbones
+
+        return timm_backbones.weights_note(name, weights)
+    return backbone_spec(name).weights_note
+
+
 def get_backbone(name: str, *, weights: str = "pretrained", resolution: int | None = None) -> Features:
     """Build backbone ``name`` in eval mode.
 
     ``weights``: 'pretrained' (bundled for EfficientNet-Lite, downloaded once for
-    torchvision's), 'none' (random), or the path of a weights file."""
-    if name not in BACKBONES:
-        raise ValueError(f"Invalid backbone {name!r}. Only {', '.join(BACKBONES)} are supported.")
-    spec = BACKBONES[name]
+    torchvision's and timm's), 'none' (random), or the path of a weights file."""
+    spec = backbone_spec(name)
     return spec.build(str(weights), resolution or spec.resolution).eval()
+
+
+def catalogue(pattern: str = "") -> list[str]:
+    """What ``BACKBONE`` can name, one line each: the bundled and torchvision backbones, and how to name a timm model;
+    with ``pattern`` (e.g. 'convnext*'), the timm weights whose names match it."""
+    if pattern:
+        from . import timm_backbones
+
+        return timm_backbones.catalogue(pattern)
+    lines = [
+        f"{name:<20} {spec.resolution} px, {spec.feature_dim} features; {spec.weights_note}"
+        for name, spec in BACKBONES.items()
+    ]
+    return [
+        *lines,
+        "timm:<model>[.<tag>]  any pretrained timm model, e.g. timm:convnext_tiny.fb_in22k_ft_in1k: weights downloaded "
+        "on first use (or BACKBONE_WEIGHTS=<file>); `backbones 'PATTERN'` lists the names (e.g. 'convnext*').",
+    ]

@@ -45,7 +45,8 @@ class FeatureSpec:
         """The cache folder name: every setting that changes the features, a weights file by its content."""
         check_pooling(self.pooling)
         tag = POOLINGS[self.pooling]
-        name = f"{self.backbone}-{weights_id(self.weights)}-{self.resolution}-{self.resize}"
+        backbone = self.backbone.replace(":", "-")  # 'timm:<model>': no colon in a file name on every system
+        name = f"{backbone}-{weights_id(self.weights)}-{self.resolution}-{self.resize}"
         return name + (f"-{tag}" if tag else "")
 
 

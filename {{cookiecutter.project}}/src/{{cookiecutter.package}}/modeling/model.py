@@ -19,7 +19,7 @@ from ..core import onnx_io
 from ..core.batching import batches
 from ..core.choices import FLIPS
 from ..core.images import DEFAULT_RESIZE, load_batch
-from .backbones import BACKBONES, get_backbone
+from .backbones import backbone_spec, get_backbone
 from .onnx_export import export_onnx, worth_exporting
 from .pooling import feature_dim, featurizer
 
@@ -133,7 +133,7 @@ def new_classifier(
 ) -> ImageClassifier:
     """Pretrained backbone with a fresh linear head."""
     features = get_backbone(backbone, weights=weights, resolution=resolution)
-    return ImageClassifier(features, nn.Linear(BACKBONES[backbone].feature_dim, n_classes), dropout)
+    return ImageClassifier(features, nn.Linear(backbone_spec(backbone).feature_dim, n_classes), dropout)
 
 
 REQUIRED = ("backbone", "resolution", "resize", "classes")  # what rebuilding and feeding a saved model needs

@@ -23,6 +23,9 @@ def export_onnx(model, path: Path, resolution: int, output_name: str) -> Path:
         # into constants at export time; ONNX Runtime runs it as it is (the exported model is checked against
         # torch on real images).
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
+        # A transformer's shape checks (timm's ViT) become constants of the traced graph: right for the one input
+        # size exported, which is the only size the model is given.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         torch.onnx.export(
             model.eval(),
             (example,),

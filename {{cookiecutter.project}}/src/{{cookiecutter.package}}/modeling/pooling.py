@@ -15,7 +15,7 @@ serves like any other model.
 import torch
 from torch import nn
 
-from .backbones import BACKBONES, Features, get_backbone
+from .backbones import Features, backbone_spec, get_backbone
 
 # Each pooling ``core.choices`` names, and its tag in feature-cache folder names; a tag changes whenever what
 # the pooling computes changes, so stale cached features are never reused.
@@ -26,7 +26,7 @@ SQRT_ITERATIONS = 20  # Newton-Schulz steps: the root then matches an eigendecom
 
 class BilinearFeatures(nn.Module):
     """(N, 3, H, W) in [0, 255] -> (N, k(k+1)/2): upper triangle of the Gram matrix of ``features``'
-    map after ``layers`` trunk modules, k = min(channels, MAX_CHANNELS)."""
+    map at tap ``layers`` (``Features.forward_taps``), k = min(channels, MAX_CHANNELS)."""
 
     def __init__(self, features: Features, layers: int, channels: int, seed: int = 0) -> None:
         super().__init__()
@@ -42,9 +42,7 @@ class BilinearFeatures(nn.Module):
         self.register_buffer("upper", rows * k + cols)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.features.normalize(images)
-        for module in self.features.trunk()[: self.layers]:
-            x = module(x)
+        x = self.features.forward_taps(images, [self.layers], pooled=False)[0][0]
         with torch.autocast(x.device.type, enabled=False):  # the root needs float32, even under mixed precision
             x = torch.einsum("kc,nchw->nkhw", self.projection, x.float()).flatten(2)
             gram = torch.bmm(x, x.transpose(1, 2)) / x.shape[2]
@@ -53,35 +51,22 @@ class BilinearFeatures(nn.Module):
 
 
 class MultiStageFeatures(nn.Module):
-    """(N, 3, H, W) in [0, 255] -> the average of each stage's last map from trunk module ``layers`` on, and the
-    backbone's own pooled features, concatenated (in that order)."""
+    """(N, 3, H, W) in [0, 255] -> the average of each stage's last map (``taps``, from ``Features.stage_taps``),
+    and the backbone's own pooled features, concatenated (in that order)."""
 
     def __init__(self, features: Features, taps: list[int]) -> None:
         super().__init__()
         self.features = features
-        self.taps = taps  # trunk positions (1-based) whose output is pooled
+        self.taps = taps  # the stages whose output is pooled
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x, parts = self.features.normalize(images), []
-        for position, module in enumerate(self.features.trunk(), start=1):
-            x = module(x)
-            if position in self.taps:
-                parts.append(x.mean(dim=(2, 3)))
-        return torch.cat([*parts, self.features.top(x)], dim=1)
+        maps, pooled = self.features.forward_taps(images, self.taps)
+        return torch.cat([*(x.mean(dim=(2, 3)) for x in maps), pooled], dim=1)
 
 
 def stage_taps(features: Features, first: int) -> tuple[list[int], list[int]]:
-    """The trunk positions from ``first`` on where a stage ends (the next module changes the map's channels or
-    size, or the trunk ends), and the channels there: found by running a small image through the trunk once."""
-    shapes = []
-    with torch.no_grad():
-        x = features.normalize(torch.zeros(1, 3, 64, 64))
-        for module in features.trunk():
-            x = module(x)
-            shapes.append(tuple(x.shape[1:]))
-    ends = [i + 1 for i in range(len(shapes)) if i + 1 == len(shapes) or shapes[i + 1] != shapes[i]]
-    taps = [end for end in ends if end >= first]
-    return taps, [shapes[end - 1][0] for end in taps]
+    """Where each stage from ``first`` on ends, and its channels (``Features.stage_taps``)."""
+    return features.stage_taps(first)
 
 
 def matrix_sqrt(a: torch.Tensor, iterations: int = SQRT_ITERATIONS) -> torch.Tensor:
@@ -104,19 +89,19 @@ def featurizer(name: str, *, pooling: str = "average", weights: str = "pretraine
     features = get_backbone(name, weights=weights, resolution=resolution)
     if pooling == "average":
         return features
-    spec = BACKBONES[name]
+    spec = backbone_spec(name)
     if pooling == "multistage":
-        return MultiStageFeatures(features, stage_taps(features, spec.texture_layers)[0]).eval()
+        return MultiStageFeatures(features, features.stage_taps(spec.texture_layers)[0]).eval()
     return BilinearFeatures(features, spec.texture_layers, spec.texture_channels).eval()
 
 
 def feature_dim(name: str, pooling: str = "average") -> int:
-    spec = BACKBONES[name]
+    spec = backbone_spec(name)
     if pooling == "average":
         return spec.feature_dim
     if pooling == "multistage":
         features = get_backbone(name, weights="none", resolution=spec.resolution)
-        return sum(stage_taps(features, spec.texture_layers)[1]) + spec.feature_dim
+        return sum(features.stage_taps(spec.texture_layers)[1]) + spec.feature_dim
     k = min(spec.texture_channels, MAX_CHANNELS)
     return k * (k + 1) // 2
 

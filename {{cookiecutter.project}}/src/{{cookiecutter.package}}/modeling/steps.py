@@ -22,7 +22,7 @@ from ..core.run_folder import ENSEMBLE, FINE_TUNED, LINEAR_PROBE, RunFolder
 from ..core.stage_records import record_step
 from ..core.tracking import Tracker, parameters
 from . import distributed, ensemble, features, pooling, probe, train
-from .backbones import BACKBONES
+from .backbones import backbone_spec, weights_note
 from .calibration import apply_temperature, calibrate, expected_calibration_error, log_loss
 from .evaluate import accuracy_interval, bootstrap_intervals, candidates, classification_metrics, largest_losses
 from .explain import heat_maps
@@ -114,7 +114,7 @@ def fold_probe(cfg: ProbeConfig, run: RunFolder, fit: ProbeFit, chosen: str) -> 
         pooling_candidates=fit.summary(),
         C=result.best_c,
         val_accuracy=result.val_accuracy,
-        weights_note=BACKBONES[cfg.backbone].weights_note,
+        weights_note=weights_note(cfg.backbone, cfg.weights),
     )
     print(f"largest gap between folded head and scikit-learn: {gap:.2e}")
     results = ProbeResults(chosen, fit.summary(), result.best_c, result.val_accuracy, gap, result.curve)
@@ -160,7 +160,8 @@ def add_test_time_augmentation(cfg: FineTuneConfig, run: RunFolder, history: tra
     (``TEST_VIEWS``, ``EVAL_SCALES``); the saved model's validation accuracy re-measured as it will predict."""
     asked, cfg = cfg, cfg.with_data_defaults(bundled_sample(run))
     views = train.views_allowed(cfg.flips) if cfg.test_views == "auto" else [cfg.test_views]
-    final = train.choose_views_and_resolution(run.model(FINE_TUNED), run.read_manifest(), views, cfg.eval_resolutions())
+    resolutions = cfg.eval_resolutions() if backbone_spec(cfg.backbone).rescales else [cfg.resolution]
+    final = train.choose_views_and_resolution(run.model(FINE_TUNED), run.read_manifest(), views, resolutions)
     before, after = final["val_accuracy_without_tta"], final["val_accuracy"]
     print(
         f"validation accuracy {before:.4f} with one view at {cfg.resolution} px -> {after:.4f} with "

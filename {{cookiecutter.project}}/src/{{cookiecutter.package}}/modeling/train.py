@@ -25,6 +25,7 @@ from ..core.config import FineTuneConfig
 from ..core.images import load_image
 from . import distributed, features, probe
 from .augment import augment_batch, build_augmenter
+from .backbones import weights_note
 from .model import ImageClassifier, Logits, load_classifier, new_classifier, predict_paths, save_classifier
 
 # Decoded images are kept in memory only for a set whose N x R x R x 3 bytes fit in this (per dataset): ELPV's 2,624
@@ -157,11 +158,11 @@ def param_group_rates(model: ImageClassifier, learning_rate: float, scale: float
     """Discriminative learning rates (fastai, ULMFiT): the first block still trained gets ``scale`` times the rate,
     each later block a little more (geometrically), the network's top and the new head the full rate. Early blocks
     hold generic features that a large step would spoil; the head starts from nothing (or from a probe)."""
-    _, blocks = model.backbone.stem_and_blocks()
+    _, blocks = model.backbone.parameter_blocks()
     trained = [block for block in blocks[model.backbone.frozen_blocks :]]
     groups, seen = [], set()
     for i, block in enumerate(trained):
-        params = [p for p in block.parameters() if p.requires_grad]
+        params = [p for p in block if p.requires_grad]
         seen.update(map(id, params))
         groups.append({"params": params, "lr": learning_rate * scale ** ((len(trained) - i) / len(trained))})
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in seen]
@@ -380,6 +381,7 @@ def fine_tune(manifest: pd.DataFrame, cfg, out_dir: Path, sample: str = "") -> H
         "classes": classes,
         "classifier": "fine_tuned",
         "settings": vars(cfg),
+        "weights_note": weights_note(cfg.backbone, cfg.weights),  # the model card names the weights and licence
         "data": training_data_digest(manifest),  # a checkpoint resumes only on the images it was trained on
         "head_init": cfg.head_init,  # a probe's head is a model already: epoch 0 is a checkpoint candidate
     }

@@ -4,7 +4,8 @@
 stage (``acquire``, ``review``, ``probe``, ``train``, ``evaluate``, ``export``) calls the same step functions
 the notebooks call, on a run folder; ``score`` and
 ``serve`` use an exported model (a folder or a registered version) and never load torch (``merge`` joins the
-parts of a sharded ``score``); ``promote`` moves the registry's ``champion`` alias.
+parts of a sharded ``score``); ``promote`` moves the registry's ``champion`` alias; ``backbones`` lists what
+``BACKBONE`` can name.
 """
 
 import argparse
@@ -117,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         stage.add_argument("--run-dir", required=True, help="run folder the notebooks share (RUN_DIR)")
         _parameters(stage, "EPOCHS 5" if name == "train" else "SEED 1")
 
+    backbones = commands.add_parser("backbones", help="list what BACKBONE can name (timm models: give a PATTERN)")
+    backbones.add_argument("pattern", nargs="?", default="", help="timm weights whose names match, e.g. 'convnext*'")
+
     _add_score_and_merge(commands)
     _add_serve(commands)
     _add_sweep(commands)
@@ -210,11 +214,12 @@ def main(argv: list[str] | None = None) -> int:
 def _stage(args: argparse.Namespace) -> int:
     """A stage's config from ``-p`` values (checked before any heavy import), then its step on the run folder."""
     from ..core.run_folder import RunFolder
-    from .pipeline import parse_value
+    from .pipeline import check_backbones, parse_value
 
     command = STAGES[args.command]
     values = {name: parse_value(value) for name, value in args.parameter}
     cfg = config.from_parameters(command.config, values)
+    check_backbones([cfg])
     run = RunFolder.open(args.run_dir)
     if command.step(cfg, run) is not None:
         print(f"{args.command}: done, results in {run.root}")
@@ -262,6 +267,13 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backbones(args: argparse.Namespace) -> int:
+    from ..modeling.backbones import catalogue
+
+    print("\n".join(catalogue(args.pattern)))
+    return 0
+
+
 def _merge(args: argparse.Namespace) -> int:
     from ..deployment.scoring.shards import merge
 
@@ -306,6 +318,7 @@ COMMANDS = {
     "status": _status,
     "score": _score,
     "merge": _merge,
+    "backbones": _backbones,
     "serve": _serve,
     "sweep": _sweep,
     "promote": _promote,

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..core import stage_records
+from ..core.choices import TIMM_PREFIX
 from ..core.config import check_configs
 from ..core.errors import ConfigError
 from ..core.formatting import with_interval
@@ -94,8 +95,19 @@ def checked_values(data_dir: str | None, profile: str, overrides: dict[str, obje
     if data_dir:
         values["DATA_DIR"] = str(resolve(data_dir))
     check_overrides({**(overrides or {}), "RUN_DIR": "", **({"DATA_DIR": data_dir} if data_dir else {})})
-    check_configs(values)
+    check_backbones(check_configs(values))
     return values
+
+
+def check_backbones(configs: list) -> None:
+    """A timm backbone held to its own limits, and its weights found, before any work (timm and torch load only
+    when one is named: a bundled backbone's checks stay in core)."""
+    if any(str(getattr(cfg, "backbone", "")).startswith(TIMM_PREFIX) for cfg in configs):
+        from ..modeling.timm_backbones import check_config
+
+        for cfg in configs:
+            if hasattr(cfg, "backbone"):
+                check_config(cfg)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from ..core.errors import ConfigError
 from ..core.run_folder import FINE_TUNED, LINEAR_PROBE, RunFolder
 from ..core.tracking import Tracker
 from ..modeling import steps
+from .pipeline import check_backbones
 
 STAGES = {"probe": (config.ProbeConfig, LINEAR_PROBE), "train": (config.FineTuneConfig, FINE_TUNED)}
 SEARCHES = ("grid", "random", "tpe")
@@ -123,8 +124,8 @@ def sweep(
     if options.search not in SEARCHES:
         raise ConfigError(f"Invalid --search {options.search!r}. Only {', '.join(SEARCHES)} are supported.")
     settings = [{**(fixed or {}), **values} for values in combinations(grid)]
-    for values in settings:  # every trial's settings are checked before any trains
-        config.from_parameters(STAGES[stage][0], values)
+    for values in settings:  # every trial's settings are checked before any trains (a timm backbone's too)
+        check_backbones([config.from_parameters(STAGES[stage][0], values)])
     run.read_manifest()  # the acquisition must have run
     folder = run.sweep(name)
     if options.search == "grid":
