@@ -15,6 +15,7 @@ BAD = [
     (("BATCH_SIZE", "0"), "BATCH_SIZE=0 must be at least 1"),
     (("EPOCHS", "abc"), "EPOCHS='abc' must be a whole number"),
     (("NOT_A_PARAMETER", "3"), "Unknown parameter(s) NOT_A_PARAMETER. Valid parameters: "),
+    (("WEIGHTS", "w.pt"), "Unknown parameter(s) WEIGHTS (WEIGHTS: did you mean BACKBONE_WEIGHTS or CLASS_WEIGHTS?)."),
     (("VAL_FRACTION", "1.5"), "VAL_FRACTION=1.5 must be a fraction strictly between 0 and 1"),
     (("POOLING", "max"), "Invalid POOLING 'max'. Only auto, average, bilinear"),
     (("TARGET_RECALL", "0.9"), "TARGET_RECALL or TARGET_PRECISION needs TARGET_CLASS"),

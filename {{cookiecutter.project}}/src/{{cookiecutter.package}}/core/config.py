@@ -8,6 +8,7 @@ It imports nothing outside ``core`` (the choices it checks against are in ``core
 is checked before any stage, torch or notebook is loaded.
 """
 
+import difflib
 import re
 import types
 from dataclasses import dataclass, fields, replace
@@ -413,12 +414,26 @@ def parameter_names(config: type) -> dict[str, str]:
     return {field.name: renamed.get(field.name, field.name.upper()) for field in fields(config)}
 
 
+def unknown_parameters(unknown: list[str], known) -> str:
+    """The error for parameter names no notebook declares: the likeliest meant names first, then all of them."""
+    guesses = [f"{name}: did you mean {' or '.join(close)}?" for name in unknown if (close := _close(name, known))]
+    hint = f" ({'; '.join(guesses)})" if guesses else ""
+    return f"Unknown parameter(s) {', '.join(unknown)}{hint}. Valid parameters: {', '.join(sorted(known))}."
+
+
+def _close(name: str, known) -> list[str]:
+    """Names holding ``name`` whole between underscores (WEIGHTS -> BACKBONE_WEIGHTS), else the spellings nearest."""
+    name = name.upper()
+    holding = [k for k in sorted(known) if name in k.split("_") or f"_{name}" in k or f"{name}_" in k]
+    return holding[:2] or difflib.get_close_matches(name, sorted(known), n=2, cutoff=0.6)
+
+
 def from_parameters(config: type, values: dict[str, object]):
     """A config from notebook parameter names (``-p EPOCHS 5``); unknown names are an error listing the valid ones."""
     names = {name: field for field, name in parameter_names(config).items()}
     unknown = sorted(set(values) - set(names))
     if unknown:
-        raise ConfigError(f"Unknown parameter(s) {', '.join(unknown)}. Valid parameters: {', '.join(sorted(names))}.")
+        raise ConfigError(unknown_parameters(unknown, names))
     return config(**{names[name]: value for name, value in values.items()})
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..core import stage_records
 from ..core.choices import TIMM_PREFIX
-from ..core.config import check_configs
+from ..core.config import check_configs, unknown_parameters
 from ..core.errors import ConfigError
 from ..core.formatting import with_interval
 from ..core.paths import project_root, resolve, write_atomically
@@ -63,7 +63,7 @@ def check_overrides(overrides: dict[str, object]) -> None:
     known = set().union(*declared_parameters(notebook_paths()).values())
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ConfigError(f"Unknown parameter(s) {', '.join(unknown)}. Valid parameters: {', '.join(sorted(known))}.")
+        raise ConfigError(unknown_parameters(unknown, known))
 
 
 def default_out(profile: str) -> Path:
