@@ -14,7 +14,7 @@ venv: ## create .venv (or reuse the cached one built from the same requirements-
 	@tools/ensure-venv
 
 test: venv ## bake every option, check the results, run the baked projects' own tests (on xdist workers)
-	$(PY) -m pytest tests -n auto --maxprocesses 4 --dist worksteal
+	$(PY) -m pytest tests -n auto --maxprocesses 4 --dist worksteal --durations=15
 
 demo: venv ## bake the default project and run its pipeline on ELPV (demo profile)
 	rm -rf $(DEMO_DIR)

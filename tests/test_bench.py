@@ -196,13 +196,13 @@ def test_label_noise_benchmark_finds_flipped_digits_with_both_rankers():
     assert_machine_named(figures)
 
 
-def test_incremental_benchmark_reruns_nothing_when_nothing_changed_and_only_what_a_module_feeds():
-    figures = run_bench("incremental.py", "--tiny", "--scenarios", "nothing,module")
-    first, nothing, module = figures["changes"]
+def test_incremental_benchmark_reruns_nothing_when_nothing_changed():
+    """One change, to keep make test short: which stages each change re-runs is the baked project's own
+    tests/integration/test_incremental.py; here, that the benchmark runs and reports its ratio."""
+    figures = run_bench("incremental.py", "--tiny", "--scenarios", "nothing")
+    first, nothing = figures["changes"]
     assert figures["profile"] == "smoke" and len(first["stages_run"]) == 9, first
     assert nothing["stages_run"] == [] and nothing["vs_full_run"] < 0.5, nothing
-    assert [row["stage"] for row in module["stages_run"]] == ["01_export", "02_batch_score", "03_web_service"]
-    assert all("deployment/report.py changed" in row["why"] for row in module["stages_run"]), module
     assert_machine_named(figures)
 
 

@@ -143,3 +143,10 @@ def test_a_group_column_the_manifest_lacks_is_refused_up_front_with_its_columns(
         DataConfig(data_dir=str(tmp_path), group_pattern=r"patient\d+")
     with pytest.raises(ConfigError, match="is not a regular expression"):
         DataConfig(data_dir=str(tmp_path), group_pattern="(?P<group>")
+
+
+def test_a_manifest_read_back_with_an_empty_group_column_splits_by_its_duplicate_groups():
+    """Its CSV holds ``split_group`` empty where no group was joined: each such row is its duplicate group, not
+    one group of all the empty ones."""
+    manifest = pd.DataFrame({"dup_group": ["a", "a", "b", "c"], "split_group": ["", None, "s1", ""]})
+    assert group_key(manifest).tolist() == ["a", "a", "s1", "c"]

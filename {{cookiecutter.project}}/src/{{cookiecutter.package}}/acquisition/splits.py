@@ -31,8 +31,11 @@ def unit_interval(seed: int, key: str) -> float:
 
 def group_key(manifest: pd.DataFrame) -> pd.Series:
     """The unit the splits and the label review's folds deal out: ``split_group`` where acquisition set it (see
-    ``groups.join``), else the duplicate group."""
-    return manifest.split_group if "split_group" in manifest else manifest.dup_group
+    ``groups.join``), else the duplicate group (a manifest read back from its CSV holds the column, empty)."""
+    if "split_group" not in manifest:
+        return manifest.dup_group
+    joined = manifest.split_group.fillna("").astype(str)
+    return joined.where(joined != "", manifest.dup_group)
 
 
 def assign_splits(manifest: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int = 0) -> pd.DataFrame:
