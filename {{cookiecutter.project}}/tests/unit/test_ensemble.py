@@ -13,7 +13,7 @@ from torch import nn
 
 from {{ cookiecutter.package }}.core.images import load_batch
 from {{ cookiecutter.package }}.core.run_folder import ENSEMBLE, FINE_TUNED, LINEAR_PROBE, RunFolder
-from {{ cookiecutter.package }}.deployment.export import max_difference, write_exported_model
+from {{ cookiecutter.package }}.deployment.export import max_difference, write_exported_model, write_model_card
 from {{ cookiecutter.package }}.deployment.predict import load_model, predict
 from {{ cookiecutter.package }}.deployment.quantize import _after_trunk
 from {{ cookiecutter.package }}.deployment.scoring.batch_score import score
@@ -172,3 +172,16 @@ def test_the_exported_ensemble_is_scored_and_explained(built, exported, tiny_ima
     assert len(heads) >= 2 and set(heads) <= set(_after_trunk(exported / "model.onnx"))
     overlays = heat_maps(fit.model, [rows[0]["path"]], PROBE_RESOLUTION, "stretch", [1])
     assert overlays[0].shape == (PROBE_RESOLUTION, PROBE_RESOLUTION, 3)
+
+
+def test_the_model_card_names_the_ensembles_members_in_one_line(built, tmp_path):
+    """Not the members' nested configs as JSON: a person reads the card."""
+    _, fit = built
+    essentials = ("classes", "resolution", "resize", "backbone", "classifier")
+    metadata = {k: fit.config[k] for k in essentials}
+    metadata["settings"] = {k: v for k, v in fit.config.items() if k not in essentials}
+    card = write_model_card(tmp_path, metadata, {}).read_text()
+    line = next(line for line in card.splitlines() if line.startswith("- Members: "))
+    for member in fit.config["members"]:
+        assert f"`{member['name']}` (share {member['weight']:g}, temperature {member['temperature']:.3f}" in line
+    assert "Settings:" not in card and '"config"' not in card

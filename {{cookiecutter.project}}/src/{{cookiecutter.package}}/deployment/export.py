@@ -91,6 +91,20 @@ def _int8_lines(int8: dict | None) -> list[str]:
     ]
 
 
+def _settings_line(settings: dict) -> str:
+    """The model's settings; an ensemble's as its members (each member's own settings are in the metadata), not a
+    page of nested JSON."""
+    members = settings.get("members")
+    if not members:
+        return f"- Settings: `{json.dumps(settings, default=str)}`."
+    each = ", ".join(
+        f"`{m['name']}` (share {m['weight']:g}, temperature {m['temperature']:.3f}, validation accuracy "
+        f"{m['config']['val_accuracy']:.4f} alone)"
+        for m in members
+    )
+    return f"- Members: {each}; the share chosen on validation ({settings['val_accuracy']:.4f} together)."
+
+
 def write_model_card(out_dir: Path, metadata: dict, metrics: dict) -> Path:
     """A short model card: what the model is, what it was trained on, how well it does."""
     classes = ", ".join(metadata["classes"])
@@ -103,7 +117,7 @@ def write_model_card(out_dir: Path, metadata: dict, metrics: dict) -> Path:
         "pooled features, folded into a linear layer; `fine_tuned`: the network retrained end to end; `ensemble`: "
         "the two's calibrated probabilities averaged, weighted on validation), chosen over the other candidates on "
         "validation accuracy.",
-        f"- Settings: `{json.dumps(metadata.get('settings', {}), default=str)}`.",
+        _settings_line(metadata.get("settings", {})),
         f"- Input: RGB, {metadata['resolution']}x{metadata['resolution']} pixels, float32 NCHW on the 0-255 scale, "
         f"made square by `{metadata['resize']}` (stretch, centre crop or pad; the batch scorer and the service "
         "do the same); output: class probabilities.",
