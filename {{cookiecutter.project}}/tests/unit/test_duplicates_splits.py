@@ -7,7 +7,7 @@ from helpers.images import stripes, write_messy_dataset
 from helpers.manifests import build_manifest
 
 from {{ cookiecutter.package }}.acquisition.duplicates import drop_duplicates, near_pairs
-from {{ cookiecutter.package }}.acquisition.splits import assign_splits
+from {{ cookiecutter.package }}.acquisition.splits import assign_splits, describe
 from {{ cookiecutter.package }}.core.errors import DataError
 
 
@@ -84,6 +84,21 @@ def test_given_splits_are_kept_and_val_becomes_test_when_there_is_no_test():
     with_test = frame(rows + [(f"test/{c}/{i}", c, f"t{c}{i}", "test") for c in "xy" for i in range(5)])
     kept = assign_splits(with_test, 0.15, 0.25, seed=0)
     assert (kept.split == kept.given_split).all(), "train, val and test given: nothing is carved or moved"
+
+
+def test_the_split_rule_names_only_the_splits_it_carved():
+    """The data report's rule: a split the data came with is not said to be drawn."""
+    rows = [(f"{c}/{i}", c, f"{c}{i}", "") for c in "xy" for i in range(20)]
+    none_given = describe(frame(rows), 0.15, 0.25, seed=0)
+    assert "below 0.25 it goes to test, below 0.4 to validation, else to training" in none_given, none_given
+    given = [(p, c, g, "test" if p.endswith(("/0", "/1")) else "train") for p, c, g, _ in rows]
+    test_given = describe(frame(given), 0.15, 0.25, seed=0)
+    assert "to test" not in test_given and "below 0.2 it goes to validation, else to training" in test_given
+    assert "came without a split or in training" in test_given, test_given
+    only_val = describe(frame([(p, c, g, s.replace("test", "val")) for p, c, g, s in given]), 0.15, 0.25, seed=0)
+    assert "the given validation split is the held-out test" in only_val and "to test" not in only_val, only_val
+    every = frame(given + [(f"v/{c}", c, f"v{c}", "val") for c in "xy"])
+    assert "Nothing is carved" in describe(every, 0.15, 0.25, seed=0)
 
 
 def test_a_duplicate_across_given_splits_stays_held_out_and_the_copy_is_excluded():

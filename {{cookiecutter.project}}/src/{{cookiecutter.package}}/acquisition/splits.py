@@ -55,8 +55,7 @@ def assign_splits(manifest: pd.DataFrame, val_fraction: float, test_fraction: fl
     usable = manifest.status == "ok"
     manifest.loc[usable & given.isin(["val", "test"]), "split"] = given
     pool = usable & given.isin(["", "train"]) & (manifest.split == "")
-    test_share = 0.0 if (given == "test").any() else test_fraction
-    val_share = 0.0 if (given == "val").any() else val_fraction / (1 - test_fraction + test_share)
+    test_share, val_share = carved_shares(given, val_fraction, test_fraction)
     draw = key[pool].map(lambda group: unit_interval(seed, group))
     if groups.given(manifest[pool]):
         manifest.loc[pool, "split"] = _deal(
@@ -68,6 +67,14 @@ def assign_splits(manifest: pd.DataFrame, val_fraction: float, test_fraction: fl
         )
     carved = [s for s, share in (("test", test_share), ("val", val_share)) if share > 0]
     return _every_class_in_every_split(manifest, key, draw, carved)
+
+
+def carved_shares(given: pd.Series, val_fraction: float, test_fraction: float) -> tuple[float, float]:
+    """The test and validation shares drawn from the images given no split (or given to train): none for a split
+    the data came with. ``given`` is after a lone given ``val`` became the test split."""
+    test_share = 0.0 if (given == "test").any() else test_fraction
+    val_share = 0.0 if (given == "val").any() else val_fraction / (1 - test_fraction + test_share)
+    return test_share, val_share
 
 
 def _deal(labels: pd.Series, keys: pd.Series, draw: pd.Series, held_out: dict[str, float]) -> pd.Series:
@@ -152,21 +159,31 @@ def split_counts(manifest: pd.DataFrame) -> pd.DataFrame:
 
 
 def describe(manifest: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int) -> str:
-    """The split rule in words, for the data report."""
-    given = manifest.get("given_split", pd.Series(dtype=str))
+    """The split rule in words, for the data report: the shares it carved, not those of a split that was given."""
+    given = manifest.get("given_split", pd.Series("", index=manifest.index)).fillna("")
     given_splits = sorted(set(given[given != ""]))
-    if groups.given(manifest):
+    test_share, val_share = carved_shares(
+        given if "test" in given_splits else given.replace("val", "test"), val_fraction, test_fraction
+    )
+    carved = {"test": test_share, "validation": val_share}
+    images = "the images that came without a split or in training" if given_splits else "the images"
+    if not test_share and not val_share:
+        rule = "Nothing is carved: the data came with every split."
+    elif groups.given(manifest):
+        targets = ", ".join(f"{share:.3g} in {name}" for name, share in carved.items() if share)
         rule = (
-            f"Seed {seed}. Whole groups are dealt out, largest first (groups of one size in the order of a hash of "
-            f"the seed and the group), each to the split that brings every class closest to {test_fraction:g} in "
-            f"test, {val_fraction:g} in validation and the rest in training. Re-runs give the same split; added "
-            "images may move other groups."
+            f"Seed {seed}. Whole groups of {images} are dealt out, largest first (groups of one size in the order of "
+            f"a hash of the seed and the group), each to the split that brings every class closest to {targets} "
+            "and the rest in training. Re-runs give the same split; added images may move other groups."
         )
     else:
+        drawn = [name for name, share in carved.items() if share]
+        bounds = np.cumsum([carved[name] for name in drawn])
+        below = [f"below {b:.3g} {'it goes ' * (i == 0)}to {name}" for i, (b, name) in enumerate(zip(bounds, drawn))]
         rule = (
-            f"Seed {seed}. Each duplicate group draws a number in [0, 1) from a hash of the seed and the group; "
-            f"below {test_fraction:g} it goes to test, below {test_fraction + val_fraction:g} to validation, else to "
-            "training. Re-runs give the same split and new images never move existing ones."
+            f"Seed {seed}. Each duplicate group of {images} draws a number in [0, 1) from a hash of the seed and "
+            f"the group; {', '.join(below)}, else to training. Re-runs give the same split and new images never "
+            "move existing ones."
         )
     if given_splits:
         cut = int(manifest.get("reason", pd.Series(dtype=str)).str.startswith(GROUP_ACROSS_SPLITS).sum())
