@@ -95,6 +95,7 @@ COMMON = {
     "tests/unit/test_timm_backbones.py",
     "tests/unit/test_transfer_recipe.py",
     "tests/unit/test_template_sync.py",
+    "tests/unit/test_parallel_workers.py",
     "tools/template_sync/__init__.py",
     "tools/template_sync/__main__.py",
     "tools/template_sync/changelog.py",

@@ -3,6 +3,7 @@ dataset bakes run what differs between bakes (tests marked ``bake``: their sampl
 configs), since everything else is the same code on the same test images. The whole suite runs as the baked
 ``make test`` runs it, on pytest-xdist workers."""
 
+import os
 import subprocess
 import sys
 
@@ -17,6 +18,8 @@ from .helpers import bake, installed_editable
 )
 def test_baked_project_passes_its_own_tests(tmp_path, dataset, selection):
     project = bake(tmp_path, project=f"probe-{dataset}", dataset=dataset)
+    # a suite of its own: not one of this run's xdist workers (its own workers share the cores between them)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
     with installed_editable(project):
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *selection],
@@ -24,6 +27,7 @@ def test_baked_project_passes_its_own_tests(tmp_path, dataset, selection):
             capture_output=True,
             text=True,
             timeout=1800,
+            env=env,
         )
     tail = result.stdout[-6000:] + result.stderr[-3000:]
     assert result.returncode == 0, tail

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers.images import write_stripes_dataset
 from helpers.models import TINY_METADATA, build_tiny_classifier
-from helpers.parallel import handed_out, scheduler
+from helpers.parallel import handed_out, scheduler, share_the_cores
 from helpers.pipeline import digest, pipeline_command
 from helpers.servers import running_mlflow_server
 
@@ -24,6 +24,10 @@ os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tempfile.mkdtemp(prefix='test-m
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: called only when the tests run on workers (-n)
 def pytest_xdist_make_scheduler(config, log):
     return scheduler(config, log)
+
+
+def pytest_configure(config):
+    share_the_cores(config)
 
 
 def pytest_addoption(parser):
