@@ -35,6 +35,8 @@ def test_the_smoke_pipeline_runs_a_timm_backbone_from_a_weights_file_and_serves_
     assert f"timm {MODELS[model]} weights from the file {weights}, licence apache-2.0" in card
     scored = json.loads((out / "results" / "02_batch_score.json").read_text())
     assert scored["accuracy"] == metrics["test_accuracy"], "the exported model scores test exactly as evaluated"
+    int8 = json.loads((out / "results" / "01_export.json").read_text())["int8"]  # quantized, judged on validation
+    assert 0 <= int8["val_accuracy_int8"] <= 1 and int8["kept"] == (out / "model" / "model.int8.onnx").is_file()
 
     csv = tmp_path / "scores.csv"
     command = [sys.executable, "-m", PACKAGE, "score", "--model", str(out / "model"), "--input", str(tiny_images)]

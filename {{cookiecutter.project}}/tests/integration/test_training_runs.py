@@ -1,4 +1,5 @@
-"""Fine-tuning as a command: resumed after a kill, and on 2 CPU processes under torchrun (gloo)."""
+"""Fine-tuning as a command: resumed after a kill, and on 2 CPU processes under torchrun (gloo), with the default
+backbone and with a timm transformer."""
 
 import os
 import signal
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from helpers.manifests import build_manifest
+from helpers.models import timm_weights
 
 from {{ cookiecutter.package }}.acquisition.manifest import MANIFEST_COLUMNS
 from {{ cookiecutter.package }}.modeling.model import load_classifier, new_classifier, predict_paths
@@ -84,3 +86,18 @@ def test_two_cpu_processes_train_with_gloo_and_write_one_checkpoint(run_dir):
     # then, as 02_fine_tune does, the main process chose the views (those its flips allow) and resolution on validation
     assert config["tta"] in ("none", "horizontal") and config["resolution"] in (32, 48)
     assert config["val_accuracy"] == accuracy_of(config["tta"], config["resolution"]) >= accuracy_of("none", trained_at)
+
+
+def test_a_timm_transformer_trains_under_torchrun(run_dir, tmp_path):
+    """A ViT's tokens, class token and position embedding under DistributedDataParallel: every trainable
+    parameter must get a gradient on both processes, or the second step hangs or fails."""
+    weights = timm_weights("vit_tiny_patch16_224", tmp_path)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command += ["-m", PACKAGE, "train", "--run-dir", str(run_dir), *TINY, "-p", "EPOCHS", "2"]
+    command += ["-p", "BACKBONE", "timm:vit_tiny_patch16_224", "-p", "BACKBONE_WEIGHTS", str(weights)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "2 process(es) on cpu" in result.stdout and result.stdout.count("epoch 2/2:") == 1
+    model, config = load_classifier(run_dir / "models" / "fine_tuned")
+    assert config["backbone"] == "timm:vit_tiny_patch16_224" and len(last_state(run_dir)["history"]["rows"]) == 2
