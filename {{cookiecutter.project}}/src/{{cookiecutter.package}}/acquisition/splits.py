@@ -49,8 +49,7 @@ def assign_splits(manifest: pd.DataFrame, val_fraction: float, test_fraction: fl
     manifest["split"] = ""
     key = group_key(manifest)
     given = manifest.get("given_split", pd.Series("", index=manifest.index)).where(manifest.status == "ok", "")
-    if not (given == "test").any():
-        given = given.replace("val", "test")
+    given = held_out_given(given)
     manifest = _exclude_leaks(manifest, given, key)
     usable = manifest.status == "ok"
     manifest.loc[usable & given.isin(["val", "test"]), "split"] = given
@@ -67,6 +66,11 @@ def assign_splits(manifest: pd.DataFrame, val_fraction: float, test_fraction: fl
         )
     carved = [s for s, share in (("test", test_share), ("val", val_share)) if share > 0]
     return _every_class_in_every_split(manifest, key, draw, carved)
+
+
+def held_out_given(given: pd.Series) -> pd.Series:
+    """The given splits as they are used: with no given test, a given validation split is the held-out test."""
+    return given if (given == "test").any() else given.replace("val", "test")
 
 
 def carved_shares(given: pd.Series, val_fraction: float, test_fraction: float) -> tuple[float, float]:
@@ -162,9 +166,7 @@ def describe(manifest: pd.DataFrame, val_fraction: float, test_fraction: float, 
     """The split rule in words, for the data report: the shares it carved, not those of a split that was given."""
     given = manifest.get("given_split", pd.Series("", index=manifest.index)).fillna("")
     given_splits = sorted(set(given[given != ""]))
-    test_share, val_share = carved_shares(
-        given if "test" in given_splits else given.replace("val", "test"), val_fraction, test_fraction
-    )
+    test_share, val_share = carved_shares(held_out_given(given), val_fraction, test_fraction)
     carved = {"test": test_share, "validation": val_share}
     images = "the images that came without a split or in training" if given_splits else "the images"
     if not test_share and not val_share:
